@@ -1,0 +1,32 @@
+"""Layer 1: the dataset, a table of items keyed by ``uid``, and the ``.cs`` formats.
+
+>>> from cryoweave.dataset import Dataset
+>>> d = Dataset.allocate(3, [("ctf/df1_A", "f4")])
+>>> d.fields()
+['uid', 'ctf/df1_A']
+"""
+
+from cryoweave.dataset.column import Column
+from cryoweave.dataset.core import (
+    CSDAT_FORMAT,
+    DEFAULT_FORMAT,
+    NEWEST_FORMAT,
+    NUMPY_FORMAT,
+    Dataset,
+    generate_uids,
+)
+from cryoweave.dataset.dtypes import Field
+from cryoweave.dataset.row import Row, Spool
+
+__all__ = [
+    "CSDAT_FORMAT",
+    "DEFAULT_FORMAT",
+    "NEWEST_FORMAT",
+    "NUMPY_FORMAT",
+    "Column",
+    "Dataset",
+    "Field",
+    "Row",
+    "Spool",
+    "generate_uids",
+]
