@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path, PurePath
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from cryoweave.atomic import atomic_write
 from cryoweave.dataset import csdat, numpy_format
 from cryoweave.errors import DatasetLoadError, DatasetSaveError
 
@@ -135,7 +134,7 @@ def save(cols: dict[str, np.ndarray], file: Any, *, format: int = NUMPY_FORMAT,
         raise DatasetSaveError(f"invalid dataset save format for {_name(file)}: {format!r} "
                                f"(use NUMPY_FORMAT=1 or CSDAT_FORMAT=2)")
     if isinstance(file, str | PurePath):
-        with atomic_write(Path(file)) as f:
+        with atomic_write(Path(file), error=DatasetSaveError) as f:
             _write(cols, f, format, compression)
     else:
         _write(cols, file, format, compression)
@@ -147,30 +146,6 @@ def _write(cols: dict[str, np.ndarray], f: BinaryIO, format: int, compression: s
     else:
         for chunk in csdat.stream(cols, compression):
             f.write(chunk)
-
-
-@contextmanager
-def atomic_write(path: Path):
-    """A binary file that appears at ``path`` only once fully written and flushed to disk."""
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise DatasetSaveError(f"cannot write {path}: directory {directory} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as err:
-        raise DatasetSaveError(f"cannot write {path}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if isinstance(err, OSError):
-            raise DatasetSaveError(f"cannot write {path}: {err.strerror or err}") from None
-        raise
 
 
 class IteratorReader(io.RawIOBase):

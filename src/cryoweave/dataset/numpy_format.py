@@ -27,6 +27,7 @@ MAGIC = b"\x93NUMPY"
 _ALIGN = 64
 _CHUNK_BYTES = 4 * 1024 * 1024
 _MAX_HEADER = 1 << 30
+_GROWTH_DIGITS = 21
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ def header_bytes(dtype: np.dtype, length: int) -> bytes:
     """The magic, version and padded header dict of an ``.npy`` file, as numpy writes them."""
     descr = np.lib.format.dtype_to_descr(dtype)
     text = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': ({length},), }}"
+    text += " " * (_GROWTH_DIGITS - len(str(length)))  # numpy's room to grow the shape in place
     try:
         encoded, majors = text.encode("latin1"), (1, 2)
     except UnicodeEncodeError:

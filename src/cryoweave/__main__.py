@@ -1,0 +1,5 @@
+"""``python -m cryoweave`` is the ``cryoweave`` command."""
+
+from cryoweave.cli import main
+
+main()

@@ -1,0 +1,50 @@
+"""The ``cryoweave`` command: verbs grouped by noun (``cryoweave dataset info FILE`` ...).
+
+Errors users can cause are printed on one line (``cryoweave: error: ...``) with exit status 1;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cryoweave.cli.dataset import app as dataset_app
+from cryoweave.errors import CryoweaveError
+
+app = typer.Typer(
+    name="cryoweave",
+    help="CryoSPARC-compatible datasets, result groups and projects.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(dataset_app, name="dataset")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from cryoweave import __version__
+
+        typer.echo(f"cryoweave {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.",
+                                       is_eager=True, callback=_print_version)) -> None:
+    """CryoSPARC-compatible datasets, result groups and projects."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line; user errors exit with status 1 and one line on stderr."""
+    try:
+        app(args=argv, prog_name="cryoweave")
+    except CryoweaveError as err:
+        print(f"cryoweave: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("cryoweave: interrupted", file=sys.stderr)
+        sys.exit(130)

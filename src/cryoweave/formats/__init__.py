@@ -1,0 +1,1 @@
+"""Layer 3: files other than datasets: .csg result groups and RELION .star."""

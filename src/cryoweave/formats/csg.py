@@ -1,0 +1,201 @@
+"""``.csg`` result-group files: the YAML that names an output group and the ``.cs`` files of its results.
+
+A ``.csg`` as CryoSPARC writes it (and as users hand-edit it to re-import a filtered subset)::
+
+    created: 2024-09-23 21:07:31.234595
+    group: {description: All particles, name: particles, title: Particles, type: particle}
+    results:
+      blob: {metafile: '>J12_particles.cs', num_items: 456024, type: particle.blob}
+      ctf: {metafile: '>J12_passthrough_particles.cs', num_items: 456024, type: particle.ctf}
+    version: v4.4.1
+
+A ``metafile`` starting with ``>`` is relative to the ``.csg``'s own folder; an absolute path is
+used as it is; any other relative path is relative to the project directory when one is
+given, else to the ``.csg``'s folder. Loading a group inner-joins its metafiles on ``uid``: the
+items of the group are those present in every file.
+
+>>> group = ResultGroupFile(name="particles", type="particle",
+...                         results={"blob": CsgResult(">p.cs", 10, "particle.blob")})
+>>> group.results["blob"].dtype
+'blob'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryoweave.atomic import atomic_write
+from cryoweave.dataset import Dataset
+from cryoweave.errors import CryoweaveError, DatasetLoadError, FormatError
+from cryoweave.spec import parse_datatype, parse_result_type_string
+from cryoweave.spec.results import IDENTIFIER
+
+
+@dataclass(frozen=True)
+class CsgResult:
+    """One result of a group: where its fields are, how many items, and its type string."""
+
+    metafile: str
+    num_items: int
+    type: str
+
+    @property
+    def dtype(self) -> str:
+        """The result type (``blob`` for ``particle.blob``)."""
+        return self.type.split(".", 1)[1]
+
+
+@dataclass(frozen=True)
+class ResultGroupFile:
+    """The content of a ``.csg`` file; ``path`` is where it was read from, if anywhere."""
+
+    name: str
+    type: str
+    results: dict[str, CsgResult]
+    title: str = ""
+    description: str = ""
+    created: dt.datetime | str | None = None
+    version: str = ""
+    path: Path | None = field(default=None, compare=False)
+
+    def metafile_path(self, slot: str, project_dir: str | os.PathLike | None = None) -> Path:
+        """The file holding a result's fields, resolved as the module docstring says."""
+        metafile = self.results[slot].metafile
+        base = self.path.parent if self.path is not None else Path.cwd()
+        if metafile.startswith(">"):
+            return base / metafile[1:].lstrip("/")
+        target = Path(metafile)
+        if target.is_absolute():
+            return target
+        return (Path(project_dir) if project_dir is not None else base) / target
+
+    def load(self, slots: Iterable[str] | None = None,
+             project_dir: str | os.PathLike | None = None) -> Dataset:
+        """The group's items: the metafiles of the chosen slots (default all) joined on uid."""
+        chosen = list(self.results) if slots is None else list(slots)
+        where = self.path or "<.csg>"
+        unknown = [s for s in chosen if s not in self.results]
+        if unknown:
+            raise FormatError(f"{where}: group {self.name!r} has no result {unknown[0]!r} "
+                              f"(it has {', '.join(self.results)})")
+        by_file: dict[Path, list[str]] = {}
+        for slot in chosen:
+            by_file.setdefault(self.metafile_path(slot, project_dir), []).append(slot)
+        parts = []
+        for metafile, file_slots in by_file.items():
+            if not metafile.is_file():
+                raise FormatError(f"{where}: metafile of result {file_slots[0]!r} not found: {metafile}")
+            try:
+                part = Dataset.load(metafile, prefixes=file_slots)
+            except DatasetLoadError as err:
+                named = ", ".join(repr(s) for s in file_slots)
+                raise FormatError(f"{where}: result{'s' * (len(file_slots) > 1)} {named}: {err}") from None
+            present = set(part.prefixes())
+            for slot in file_slots:
+                if slot not in present:
+                    raise FormatError(f"{where}: result {slot!r} points to {metafile}, which has no "
+                                      f"'{slot}/...' fields (it has: {', '.join(sorted(present)) or 'none'})")
+                if len(part) != self.results[slot].num_items:
+                    warnings.warn(f"{where}: result {slot!r} says num_items "
+                                  f"{self.results[slot].num_items} but {metafile} holds {len(part)} items; "
+                                  "using the file", UserWarning, stacklevel=2)
+            parts.append(part)
+        if not parts:
+            return Dataset()
+        return parts[0] if len(parts) == 1 else Dataset.innerjoin_many(*parts)
+
+
+def _fail(path: Path, problem: str) -> FormatError:
+    return FormatError(f"cannot read result group {path}: {problem}")
+
+
+def read_csg(path: str | os.PathLike) -> ResultGroupFile:
+    """Read and check a ``.csg`` file (metafiles are checked when loading, not here)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _fail(path, "no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise _fail(path, str(err)) from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise _fail(path, f"not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("group"), dict) or not isinstance(
+            doc.get("results"), dict):
+        raise _fail(path, "a .csg must be a YAML mapping with 'group' and 'results' mappings")
+    group = doc["group"]
+    name, gtype = group.get("name"), group.get("type")
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise _fail(path, f"group name {name!r} must be a letter then letters, digits or '_'")
+    try:
+        parse_datatype(str(gtype))
+    except CryoweaveError as err:
+        raise _fail(path, f"group type: {err}") from None
+    results = {}
+    for slot, entry in doc["results"].items():
+        if not isinstance(slot, str) or not IDENTIFIER.match(slot):
+            raise _fail(path, f"result name {slot!r} must be a letter then letters, digits or '_'")
+        if not isinstance(entry, dict):
+            raise _fail(path, f"result {slot!r} must be a mapping with metafile, num_items and type")
+        metafile, num_items, rtype = entry.get("metafile"), entry.get("num_items"), entry.get("type")
+        if not isinstance(metafile, str) or not metafile.strip(">"):
+            raise _fail(path, f"result {slot!r} has no metafile")
+        if not isinstance(num_items, int) or isinstance(num_items, bool) or num_items < 0:
+            raise _fail(path, f"result {slot!r} num_items must be a non-negative integer, not {num_items!r}")
+        try:
+            parse_result_type_string(str(rtype))
+        except CryoweaveError as err:
+            raise _fail(path, f"result {slot!r} type: {err}") from None
+        results[slot] = CsgResult(metafile, num_items, str(rtype))
+    return ResultGroupFile(name=name, type=str(gtype), results=results, title=str(group.get("title") or ""),
+                           description=str(group.get("description") or ""), created=doc.get("created"),
+                           version=str(doc.get("version") or ""), path=path)
+
+
+def write_csg(group: ResultGroupFile, path: str | os.PathLike) -> None:
+    """Write a ``.csg`` atomically (a temporary file renamed into place)."""
+    import yaml
+
+    from cryoweave import __version__
+
+    path = Path(path)
+    doc: dict[str, Any] = {
+        "created": group.created or dt.datetime.now(),
+        "group": {"description": group.description, "name": group.name, "title": group.title or group.name,
+                  "type": group.type},
+        "results": {slot: {"metafile": r.metafile, "num_items": int(r.num_items), "type": r.type}
+                    for slot, r in group.results.items()},
+        "version": group.version or f"cryoweave-{__version__}",
+    }
+    text = yaml.safe_dump(doc, sort_keys=True, default_flow_style=None, allow_unicode=True)
+    with atomic_write(path, text=True, error=FormatError) as f:
+        f.write(text)
+
+
+def metafile_ref(metafile: str | os.PathLike, csg_path: str | os.PathLike) -> str:
+    """How a ``.csg`` at ``csg_path`` should name ``metafile``: ``>relative`` when it lies in the
+    ``.csg``'s folder or below, else its absolute path."""
+    target, folder = Path(metafile).resolve(), Path(csg_path).resolve().parent
+    try:
+        return ">" + target.relative_to(folder).as_posix()
+    except ValueError:
+        return str(target)
+
+
+def load_csg(path: str | os.PathLike, *, slots: Iterable[str] | None = None,
+             project_dir: str | os.PathLike | None = None) -> Dataset:
+    """Read a ``.csg`` and load its items (the joined metafiles of the chosen slots).
+
+    >>> load_csg("exports/groups/P1_J12_particles/P1_J12_particles_exported.csg")  # doctest: +SKIP
+    """
+    return read_csg(path).load(slots, project_dir)
