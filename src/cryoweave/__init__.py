@@ -19,6 +19,7 @@ from cryoweave.errors import (
     DatasetSaveError,
     FieldNotFoundError,
     FormatError,
+    RowIndexError,
     SpecError,
 )
 
@@ -39,6 +40,7 @@ __all__ = [
     "FieldNotFoundError",
     "FormatError",
     "Row",
+    "RowIndexError",
     "SpecError",
     "Spool",
     "__version__",

@@ -27,6 +27,10 @@ class FieldNotFoundError(CryoweaveError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class RowIndexError(CryoweaveError, IndexError):
+    """A row index outside the dataset (an ``IndexError``, as numpy and cryosparc-tools raise)."""
+
+
 class DatasetLoadError(CryoweaveError):
     """A dataset file that cannot be read; the message names the file and the problem."""
 

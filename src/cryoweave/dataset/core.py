@@ -29,7 +29,7 @@ from cryoweave.dataset.dtypes import (
 from cryoweave.dataset.parallel import parallel_map
 from cryoweave.dataset.row import Row, Spool
 from cryoweave.dataset.strings import empty_strings, to_fixed, to_object
-from cryoweave.errors import CryoweaveError, DatasetError, FieldNotFoundError
+from cryoweave.errors import CryoweaveError, DatasetError, FieldNotFoundError, RowIndexError
 
 NUMPY_FORMAT = fileio.NUMPY_FORMAT
 CSDAT_FORMAT = fileio.CSDAT_FORMAT
@@ -71,7 +71,7 @@ def _as_column(name: str, values: Any) -> np.ndarray:
 def _new_column(field: Field, n: int) -> np.ndarray:
     dtype, shape = field_dtype(field)
     if is_string_dtype(dtype):
-        return empty_strings(n)
+        return empty_strings(n, shape)
     return np.zeros((n, *shape), dtype=dtype)
 
 
@@ -401,12 +401,14 @@ class Dataset(Mapping[str, Column]):
         try:
             taken = parallel_map(lambda a: a.take(idx, axis=0), list(self._cols.values()), total_bytes=nbytes)
         except IndexError as err:
-            raise DatasetError(f"take(): {err} (the dataset has {len(self)} rows)") from None
+            raise RowIndexError(f"take(): {err} (the dataset has {len(self)} rows)") from None
         return self._new(dict(zip(self._cols, taken)))
 
     def mask(self, mask: Sequence[bool] | np.ndarray) -> Dataset:
         """The rows where the boolean mask is True."""
         m = np.asarray(mask)
+        if m.size == 0 and len(self) == 0:
+            m = m.astype(bool).reshape(0)
         if m.shape != (len(self),):
             raise DatasetError(f"mask has shape {m.shape} but the dataset has {len(self)} rows")
         if m.dtype != np.bool_:

@@ -26,6 +26,7 @@ from cryoweave.errors import CryoweaveError, DatasetLoadError, DatasetSaveError
 
 MAGIC = b"\x95CSDAT"
 NEVER_COMPRESS = frozenset({"uid"})
+LONG_NAME = 52  # cryosparc-tools' SHORTKEYSZ: longer names live in the string heap
 _U32 = 1 << 32
 _LZ4_MAX_RATIO = 256  # an LZ4 block never expands to more than ~255x its size
 
@@ -149,39 +150,48 @@ def _decompress(block: bytes, expected: int, name: str, what: str) -> bytearray:
 
 
 def _resolve_strings(cols: dict[str, np.ndarray], names: list[str], heap: bytes, name: str) -> None:
-    raw = np.frombuffer(heap, dtype=np.uint8)
-    ends = np.flatnonzero(raw == 0)
-    starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else np.zeros(0, dtype=np.int64)
+    ends = np.flatnonzero(np.frombuffer(heap, dtype=np.uint8) == 0)
     for field in names:
-        uniques, codes = factorize(cols[field])
-        # An offset may point anywhere in a string (reading runs to the next NUL), so find the
-        # NUL that ends each one rather than requiring it to start an entry.
-        slots = np.searchsorted(starts, uniques, side="right") - 1
-        bad = (uniques >= len(heap)) | (slots < 0) | (slots >= len(ends))
+        shape = cols[field].shape
+        uniques, codes = factorize(cols[field].reshape(-1))
+        # A string runs from its offset to the next NUL (an offset may point inside an entry).
+        slots = np.searchsorted(ends, uniques, side="left")
+        bad = slots >= len(ends)
         if bad.any():
-            raise _fail(name, f"field {field!r} points to string offset {int(uniques[bad][0])}, outside "
-                              f"the {len(heap)}-byte string heap (or past its last NUL)")
+            raise _fail(name, f"field {field!r} points to string offset {int(uniques[bad][0])}, past the "
+                              f"end of the {len(heap)}-byte string heap (is the file truncated?)")
         values = np.empty(len(uniques), dtype=object)
         try:
             values[:] = [heap[a:b].decode("utf-8") for a, b in zip(uniques.tolist(), ends[slots].tolist())]
         except UnicodeDecodeError as err:
             raise _fail(name, f"field {field!r} holds a string that is not valid UTF-8: "
                               f"{err.object[:80]!r}") from None
-        cols[field] = values[codes]
+        cols[field] = values[codes].reshape(shape)
 
 
 # ---------------------------------------------------------------------------- writing
 def _string_offsets(cols: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], bytes]:
     heap = bytearray(b"\0")
     where: dict[bytes, int] = {b"": 0}
+    # cryosparc-tools keeps field names of LONG_NAME bytes or more in the string heap and, when
+    # reading, expects them at the offsets a fresh heap would give: first, in field order.
+    for fname in cols:
+        encoded = fname.encode("utf-8")
+        if len(encoded) >= LONG_NAME and encoded not in where:
+            where[encoded] = len(heap)
+            heap += encoded + b"\0"
     offsets = {}
     for fname, column in cols.items():
         if column.dtype.kind not in "OSU":
             continue
-        uniques, codes = factorize(column)
+        uniques, codes = factorize(column.reshape(-1))
         table = np.empty(len(uniques), dtype=np.uint64)
         for i, value in enumerate(uniques.tolist()):
-            data = value.rstrip(b"\0") if isinstance(value, bytes) else as_text(value).encode("utf-8")
+            try:
+                data = value.rstrip(b"\0") if isinstance(value, bytes) else as_text(value).encode("utf-8")
+            except UnicodeEncodeError:
+                raise DatasetSaveError(f"field {fname!r} holds a string that cannot be written as UTF-8: "
+                                       f"{value!r} (a file name in another encoding?)") from None
             if b"\0" in data:
                 raise DatasetSaveError(f"field {fname!r} holds a string with a NUL character: {data[:80]!r}")
             off = where.get(data)
@@ -189,8 +199,13 @@ def _string_offsets(cols: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray],
                 off = where[data] = len(heap)
                 heap += data + b"\0"
             table[i] = off
-        offsets[fname] = table[codes]
+        offsets[fname] = table[codes].reshape(column.shape)
     return offsets, bytes(heap)
+
+
+def _bytes_view(array: np.ndarray) -> memoryview:
+    """The raw bytes of an array as a flat byte buffer (no copy when it is contiguous)."""
+    return memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
 
 
 def stream(cols: dict[str, np.ndarray], compression: str | None = None) -> Iterator[bytes | memoryview]:
@@ -212,19 +227,18 @@ def stream(cols: dict[str, np.ndarray], compression: str | None = None) -> Itera
     if n > 0:
         names = list(cols)
 
-        def block(fname: str) -> memoryview | bytes:
-            data = np.ascontiguousarray(offsets.get(fname, cols[fname]))
-            raw = memoryview(data).cast("B")
+        def block(fname: str) -> memoryview:
+            raw = _bytes_view(offsets.get(fname, cols[fname]))
             if fname in compressed:
                 import lz4.block
-                raw = lz4.block.compress(raw, mode="fast", acceleration=1000, store_size=False)
-            if len(raw) >= _U32:
-                raise DatasetSaveError(f"field {fname!r} is {len(raw)} bytes, over the 4 GiB a CSDAT "
+                raw = memoryview(lz4.block.compress(raw, mode="fast", acceleration=1000, store_size=False))
+            if raw.nbytes >= _U32:
+                raise DatasetSaveError(f"field {fname!r} is {raw.nbytes} bytes, over the 4 GiB a CSDAT "
                                        "column can hold; save in the numpy format or split the dataset")
             return raw
 
         row_bytes = sum(c.itemsize * c[:1].size for c in cols.values())
         for raw in parallel_map(block, names, total_bytes=n * row_bytes):
-            yield len(raw).to_bytes(4, "little")
+            yield raw.nbytes.to_bytes(4, "little")
             yield raw
     yield heap

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 _COMPONENT = re.compile(r"^(?P<name>.+)\[(?P<index>\d+(?:,\d+)*)\]$")
 
 
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def to_pandas(dset: Dataset) -> pd.DataFrame:
     import pandas as pd
 
@@ -51,9 +55,8 @@ def from_pandas(frame: pd.DataFrame) -> dict[str, np.ndarray]:
             groups[name] = {}
             order.append(name)
         values = frame[label].to_numpy()
-        if values.dtype.kind == "O" or values.dtype.kind not in "biufc":
-            values = np.array([("" if v is None else v) for v in values.tolist()], dtype=object) \
-                if len(values) else np.zeros(0, dtype=object)
+        if values.dtype.kind not in "biufc":  # text (pandas marks missing text as None or NaN)
+            values = np.array(["" if _missing(v) else v for v in values.tolist()] or [], dtype=object)
         groups[name][index] = values
     cols: dict[str, np.ndarray] = {}
     for name in order:

@@ -21,7 +21,7 @@ import numpy as np
 from cryoweave.dataset.dtypes import normalize_field
 from cryoweave.dataset.parallel import parallel_workers
 from cryoweave.dataset.strings import find_invalid_utf8, to_fixed
-from cryoweave.errors import DatasetLoadError, SpecError
+from cryoweave.errors import DatasetError, DatasetLoadError, DatasetSaveError, SpecError
 
 MAGIC = b"\x93NUMPY"
 _ALIGN = 64
@@ -65,6 +65,9 @@ def read_header(f: BinaryIO, name: str, consumed: bytes = b"") -> NumpyHeader:
     except (ValueError, SyntaxError, MemoryError, RecursionError, UnicodeDecodeError):
         raise _fail(name, f"header is not a valid numpy header dict (its declared length, "
                           f"{header_len} bytes, may be wrong): {raw[:80]!r}...") from None
+    if not raw.endswith(b"\n"):
+        raise _fail(name, f"header does not end with a newline where its declared length ({header_len} "
+                          "bytes) says it ends; the length field is wrong or the file is damaged")
     if not isinstance(header, dict) or set(header) != {"descr", "shape", "fortran_order"}:
         raise _fail(name, "header must be a dict with exactly the keys 'descr', 'fortran_order' and 'shape'")
     shape = header["shape"]
@@ -163,7 +166,7 @@ def _read_parallel(fd: int, data_offset: int, header: NumpyHeader, cols: dict[st
 
     def work(worker: int, workers: int) -> None:
         buffer = np.empty(min(rows_per_chunk, n), dtype=dtype)
-        view = memoryview(buffer).cast("B")
+        view = memoryview(buffer.view(np.uint8))  # (not .cast: PEP 3118 chokes on ':' in names)
         for start in starts[worker::workers]:
             count = min(rows_per_chunk, n - start)
             want = count * dtype.itemsize
@@ -208,7 +211,12 @@ def header_bytes(dtype: np.dtype, length: int) -> bytes:
 
 def save(cols: dict[str, np.ndarray], f: BinaryIO) -> None:
     """Write columns as a numpy-format dataset (strings as fixed-width UTF-8 bytes)."""
-    arrays = {k: to_fixed(a) if a.dtype.kind in "OU" else a for k, a in cols.items()}
+    arrays = {}
+    for k, a in cols.items():
+        try:
+            arrays[k] = to_fixed(a) if a.dtype.kind in "OSU" else a
+        except DatasetError as err:
+            raise DatasetSaveError(f"field {k!r}: {err}") from None
     dtype = np.dtype([(k, a.dtype, a.shape[1:]) for k, a in arrays.items()])
     n = len(arrays["uid"])
     head = header_bytes(dtype, n)
@@ -220,7 +228,7 @@ def save(cols: dict[str, np.ndarray], f: BinaryIO) -> None:
         for start in range(0, n, rows_per_chunk):
             count = min(rows_per_chunk, n - start)
             _gather(buffer[:count], arrays, start)
-            f.write(memoryview(buffer[:count]).cast("B"))
+            f.write(memoryview(buffer[:count].view(np.uint8)))
         return
     f.flush()
     base = f.tell()
@@ -233,7 +241,7 @@ def save(cols: dict[str, np.ndarray], f: BinaryIO) -> None:
         for start in starts[worker::workers]:
             count = min(rows_per_chunk, n - start)
             _gather(buffer[:count], arrays, start)
-            view = memoryview(buffer[:count]).cast("B")
+            view = memoryview(buffer[:count].view(np.uint8))
             offset = data_offset + start * dtype.itemsize
             while len(view):
                 written = os.pwrite(fd, view, offset)

@@ -136,16 +136,33 @@ def to_fixed(array: np.ndarray) -> np.ndarray:
     byte-identical where both write the same data.
     """
     if array.dtype.kind == "S":
-        return array
+        return _minimal_width(array)
     flat = array.reshape(-1)
     uniques, codes = factorize(flat if array.dtype.kind == "O" else flat.astype(object))
-    encoded = [as_text(u).encode("utf-8") for u in uniques]
+    try:
+        encoded = [as_text(u).encode("utf-8") for u in uniques]
+    except UnicodeEncodeError as err:
+        raise DatasetError(f"string {err.object!r} cannot be written as UTF-8 "
+                           "(a file name in another encoding?)") from None
     width = max((len(e) for e in encoded), default=0) + 1
     table = np.array(encoded, dtype=f"S{width}") if encoded else np.zeros(0, dtype=f"S{width}")
     return table[codes].reshape(array.shape)
 
 
-def empty_strings(n: int) -> np.ndarray:
-    out = np.empty(n, dtype=object)
+def _minimal_width(array: np.ndarray) -> np.ndarray:
+    """Fixed-width bytes narrowed or widened to the longest value + 1 (e.g. after a subset)."""
+    width = array.dtype.itemsize
+    if array.size == 0:
+        return array.astype("S1")
+    raw = np.ascontiguousarray(array).reshape(-1).view(np.uint8).reshape(array.size, width) if width else None
+    # Already minimal when no value fills the last byte and some value uses the one before.
+    if raw is not None and width >= 2 and not raw[:, -1].any() and raw[:, -2].any():
+        return array
+    longest = int(np.strings.str_len(array).max())
+    return array.astype(f"S{longest + 1}")
+
+
+def empty_strings(n: int, shape: tuple[int, ...] = ()) -> np.ndarray:
+    out = np.empty((n, *shape), dtype=object)
     out.fill("")
     return out
