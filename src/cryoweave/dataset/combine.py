@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cryoweave.dataset import memory
 from cryoweave.dataset.dtypes import Field, field_from_array
 from cryoweave.dataset.parallel import parallel_map
-from cryoweave.dataset.strings import to_object
+from cryoweave.dataset.strings import concat_strings, is_string, to_object
 from cryoweave.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -26,10 +27,9 @@ def _row_bytes(cols: Mapping[str, np.ndarray]) -> int:
 
 
 def concat_columns(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    """Concatenate pieces of one field; string pieces in different storages become ``str``."""
-    kinds = {a.dtype.kind for a in arrays}
-    if len(kinds) > 1 and kinds <= set("OSU"):
-        arrays = [to_object(a) for a in arrays]
+    """Concatenate pieces of one field, whatever the storage of string pieces."""
+    if any(is_string(a) for a in arrays):
+        return concat_strings(list(arrays))
     return np.concatenate(arrays)
 
 
@@ -108,7 +108,7 @@ def union_many(cls: type[Dataset], datasets: Sequence[Dataset], assert_same_fiel
     total = int(keep.sum()) * _row_bytes(nonempty[0]._cols)
 
     def gather(f: str) -> np.ndarray:
-        return concat_columns([d._cols[f].take(p, axis=0) for d, p in zip(nonempty, picks)])
+        return concat_columns([memory.take(d._cols[f], p) for d, p in zip(nonempty, picks)])
 
     return cls._from_cols(dict(zip(names, parallel_map(gather, names, total_bytes=total))), first._row_class)
 
@@ -124,7 +124,7 @@ def interlace(first: Dataset, others: Sequence[Dataset], assert_same_fields: boo
     cols = {}
     for f in names:
         pieces = [d._cols[f] for d in datasets]
-        if len({p.dtype.kind for p in pieces}) > 1:
+        if any(is_string(p) for p in pieces):
             pieces = [to_object(p) for p in pieces]
         dtype = np.result_type(*[p.dtype for p in pieces])
         out = np.empty((len(first) * step, *pieces[0].shape[1:]), dtype=dtype)
@@ -204,9 +204,12 @@ def innerjoin_many(cls: type[Dataset], datasets: Sequence[Dataset]) -> Dataset:
     tasks = [(0, "uid"), *layout]
     total = len(rows) * sum(_row_bytes(d._cols) for d in datasets)
 
+    keep_all = len(rows) == len(left)  # then the first dataset's rows are copied, not gathered
+
     def gather(task: tuple[int, str]) -> np.ndarray:
         i, f = task
-        return datasets[i]._cols[f].take(row_index[i], axis=0)
+        column = datasets[i]._cols[f]
+        return column.copy() if i == 0 and keep_all else memory.take(column, row_index[i])
 
     cols = dict(zip([f for _, f in tasks], parallel_map(gather, tasks, total_bytes=total)))
     return cls._from_cols(cols, first._row_class)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cryoweave.dataset import combine, fileio, select
+from cryoweave.dataset import combine, fileio, memory, select
 from cryoweave.dataset.column import Column
 from cryoweave.dataset.dtypes import (
     Field,
@@ -28,8 +28,8 @@ from cryoweave.dataset.dtypes import (
 )
 from cryoweave.dataset.parallel import parallel_map
 from cryoweave.dataset.row import Row, Spool
-from cryoweave.dataset.strings import empty_strings, to_fixed, to_object
-from cryoweave.errors import CryoweaveError, DatasetError, FieldNotFoundError, RowIndexError
+from cryoweave.dataset.strings import empty_strings, encode_codes, is_string, to_fixed, to_object
+from cryoweave.errors import CryoweaveError, DatasetError, FieldNotFoundError
 
 NUMPY_FORMAT = fileio.NUMPY_FORMAT
 CSDAT_FORMAT = fileio.CSDAT_FORMAT
@@ -166,7 +166,7 @@ class Dataset(Mapping[str, Column]):
     def __getitem__(self, key):
         if isinstance(key, str):
             array = self._storage(key)
-            if array.dtype.kind in "SU":  # decode stored bytes the first time Python sees them
+            if is_string(array) and array.dtype.kind != "O":  # decode the first time Python looks
                 array = self._cols[key] = to_object(array)
             return array.view(Column)
         return self.rows()[key]
@@ -345,20 +345,18 @@ class Dataset(Mapping[str, Column]):
         """Hold every string column as Python ``str`` objects (how ``dataset[field]`` shows them)."""
         dset = self.copy() if copy else self
         for f, a in dset._cols.items():
-            if a.dtype.kind in "SU":
+            if is_string(a) and a.dtype.kind != "O":
                 dset._cols[f] = to_object(a)
         return dset._changed()
 
     def to_cstrs(self, *, copy: bool = False) -> Dataset:
-        """Hold every string column compactly as fixed-width UTF-8 bytes (decoded again on access).
-
-        cryosparc-tools converts to offsets into its C string heap here; cryoweave has no C
-        heap, and its compact form is the bytes a numpy ``.cs`` file holds.
-        """
+        """Hold every string column compactly, as codes into a table of its distinct values
+        (decoded again on access). cryosparc-tools converts to offsets into its C string heap
+        here; the codes are cryoweave's equivalent."""
         dset = self.copy() if copy else self
         for f, a in dset._cols.items():
-            if a.dtype.kind in "OU":
-                dset._cols[f] = to_fixed(a)
+            if is_string(a):
+                dset._cols[f] = encode_codes(a)
         return dset._changed()
 
     # ------------------------------------------------------------------ conversion
@@ -370,7 +368,7 @@ class Dataset(Mapping[str, Column]):
 
     def to_records(self, fixed: bool = False) -> np.recarray:
         """A numpy record array; ``fixed=True`` turns strings into fixed-width UTF-8 bytes."""
-        arrays = {f: (to_fixed(a) if fixed else self[f]) if is_string_dtype(a.dtype) else a
+        arrays = {f: (to_fixed(a) if fixed else self[f]) if is_string(a) else a
                   for f, a in self._cols.items()}
         dtype = np.dtype([(f, a.dtype, a.shape[1:]) for f, a in arrays.items()])
         out = np.empty(len(self), dtype=dtype)
@@ -397,12 +395,17 @@ class Dataset(Mapping[str, Column]):
             raise DatasetError("take() needs integer row indices; use mask() for a boolean mask")
         if idx.size == 0:
             idx = idx.astype(np.intp)
+        if idx.ndim != 1 or idx.dtype.kind not in "iu":
+            raise DatasetError("take() needs a one-dimensional array of integer row indices, "
+                               f"not {idx.dtype} of shape {idx.shape}")
+        idx = memory.checked_indices(idx, len(self))
+        return self._new(self._gather(idx))
+
+    def _gather(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Every column's rows at (already checked) indices, into fresh memory."""
         nbytes = sum(a.itemsize * a[:1].size for a in self._cols.values()) * len(idx)
-        try:
-            taken = parallel_map(lambda a: a.take(idx, axis=0), list(self._cols.values()), total_bytes=nbytes)
-        except IndexError as err:
-            raise RowIndexError(f"take(): {err} (the dataset has {len(self)} rows)") from None
-        return self._new(dict(zip(self._cols, taken)))
+        taken = parallel_map(lambda a: memory.take(a, idx), list(self._cols.values()), total_bytes=nbytes)
+        return dict(zip(self._cols, taken))
 
     def mask(self, mask: Sequence[bool] | np.ndarray) -> Dataset:
         """The rows where the boolean mask is True."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from cryoweave.dataset.dtypes import normalize_field, parse_dtype
 from cryoweave.dataset.parallel import parallel_map
-from cryoweave.dataset.strings import as_text, factorize
+from cryoweave.dataset.strings import as_text, factorize, is_string, make_codes
 from cryoweave.errors import CryoweaveError, DatasetLoadError, DatasetSaveError
 
 MAGIC = b"\x95CSDAT"
@@ -118,8 +118,7 @@ def load(f: BinaryIO, name: str, header: dict[str, Any], keep: list[str] | None)
             if expected > _LZ4_MAX_RATIO * size + 64:
                 raise _fail(name, f"{what} is {size} compressed bytes, too few for the {n} rows "
                                   "the header promises")
-            block = _read_exact(f, size, name, what)
-            raw = _decompress(block, expected, name, what)
+            raw = _decompress(_read_exact(f, size, name, what), expected, name, what)
         else:
             if size != expected:
                 raise _fail(name, f"{what} holds {size} bytes but {n} rows of {field[1]} need {expected}")
@@ -166,7 +165,7 @@ def _resolve_strings(cols: dict[str, np.ndarray], names: list[str], heap: bytes,
         except UnicodeDecodeError as err:
             raise _fail(name, f"field {field!r} holds a string that is not valid UTF-8: "
                               f"{err.object[:80]!r}") from None
-        cols[field] = values[codes].reshape(shape)
+        cols[field] = make_codes(codes.astype(np.uint32).reshape(shape), values)
 
 
 # ---------------------------------------------------------------------------- writing
@@ -182,7 +181,7 @@ def _string_offsets(cols: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray],
             heap += encoded + b"\0"
     offsets = {}
     for fname, column in cols.items():
-        if column.dtype.kind not in "OSU":
+        if not is_string(column):
             continue
         uniques, codes = factorize(column.reshape(-1))
         table = np.empty(len(uniques), dtype=np.uint64)

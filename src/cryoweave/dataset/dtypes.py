@@ -112,7 +112,10 @@ def normalize_field(name: str, notation: Any) -> Field:
 
 def field_from_array(name: str, array: np.ndarray) -> Field:
     """The field tuple describing a column array of shape ``(rows, *shape)``."""
-    return normalize_field(name, (array.dtype, array.shape[1:]) if array.ndim > 1 else array.dtype)
+    from cryoweave.dataset.strings import is_string
+
+    dtype = np.dtype(object) if is_string(array) else array.dtype
+    return normalize_field(name, (dtype, array.shape[1:]) if array.ndim > 1 else dtype)
 
 
 def field_dtype(field: Field) -> tuple[np.dtype, tuple[int, ...]]:

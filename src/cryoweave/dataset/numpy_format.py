@@ -13,14 +13,24 @@ from __future__ import annotations
 
 import ast
 import os
+import threading
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
 
+from cryoweave.dataset import memory
 from cryoweave.dataset.dtypes import normalize_field
 from cryoweave.dataset.parallel import parallel_workers
-from cryoweave.dataset.strings import find_invalid_utf8, to_fixed
+from cryoweave.dataset.strings import (
+    StringCodes,
+    find_invalid_utf8,
+    fixed_table,
+    is_string,
+    make_codes,
+    run_starts,
+    to_fixed,
+)
 from cryoweave.errors import DatasetError, DatasetLoadError, DatasetSaveError, SpecError
 
 MAGIC = b"\x93NUMPY"
@@ -117,26 +127,109 @@ def load(f: BinaryIO, name: str, header: NumpyHeader, keep: list[str] | None) ->
     if size is not None and start is not None and size - start < data_bytes:
         raise _fail(name, f"file is truncated: the header promises {n} rows of {dtype.itemsize} bytes "
                           f"({data_bytes} bytes) but {max(0, size - start)} bytes follow it")
+    rows_per_chunk = max(1, _CHUNK_BYTES // max(1, dtype.itemsize))
+    fd = _fileno(f)
+    parallel = fd is not None and size is not None and start is not None
+    first = np.empty(min(rows_per_chunk, n), dtype=dtype)
+    if len(first):
+        if parallel:
+            _pread_rows(fd, start, dtype, 0, first, name)
+        else:
+            _read_rows(f, name, header, 0, first)
+    # Text fields whose values come in runs (a path per micrograph) are stored as codes.
+    coders = {k: _TextCoder(name, k) for k in names if _worth_coding(first[k])}
     cols = {}
     for k in names:
         sub = dtype.fields[k][0]
         native = sub.base.newbyteorder("=") if not sub.base.isnative else sub.base
         try:
-            cols[k] = np.empty((n, *sub.shape), dtype=native)
+            cols[k] = memory.empty((n,), np.dtype(np.uint32)) if k in coders else \
+                memory.empty((n, *sub.shape), native)
         except (MemoryError, ValueError):
             raise _fail(name, f"not enough memory for {n} rows of field {k!r}") from None
-    rows_per_chunk = max(1, _CHUNK_BYTES // max(1, dtype.itemsize))
-    fd = _fileno(f)
-    if fd is not None and size is not None and start is not None:
-        _read_parallel(fd, start, header, cols, rows_per_chunk)
+    sink = _Scatter(cols, coders)
+    sink.scatter(first, 0)
+    if parallel:
+        _read_parallel(fd, start, header, sink, rows_per_chunk, name)
     else:
-        _read_sequential(f, name, header, cols, rows_per_chunk)
-    for k, array in cols.items():
+        _read_sequential(f, name, header, sink, rows_per_chunk)
+    for k in sink.non_ascii:  # only fields with bytes >= 0x80 can hold invalid UTF-8
+        array = cols[k]
         bad = find_invalid_utf8(array)
         if bad is not None:
             raise _fail(name, f"field {k!r} row {bad} holds bytes that are not valid UTF-8: "
                               f"{bytes(array[bad])!r}")
+    for k, coder in coders.items():
+        cols[k] = coder.column(cols[k])
     return cols
+
+
+def _worth_coding(values: np.ndarray) -> bool:
+    """A 1-D bytes field whose sample has few runs of equal values."""
+    if values.dtype.kind != "S" or values.ndim != 1 or values.dtype.itemsize == 0:
+        return False
+    return run_starts(np.ascontiguousarray(values), most=1 / 16) is not None
+
+
+class _TextCoder:
+    """Turns chunks of one fixed-width bytes field into codes; the table is shared by threads."""
+
+    def __init__(self, name: str, field: str):
+        self.name, self.field = name, field
+        self.index: dict[bytes, int] = {}
+        self.values: list[str] = []
+        self.lock = threading.Lock()
+
+    def encode(self, values: np.ndarray, start: int) -> np.ndarray:
+        contiguous = np.ascontiguousarray(values)
+        heads = run_starts(contiguous, most=1.0)
+        assert heads is not None
+        keys = contiguous[heads].tolist()
+        codes = np.empty(len(keys), dtype=np.uint32)
+        for i, key in enumerate(keys):
+            code = self.index.get(key)
+            codes[i] = code if code is not None else self._add(key, start + int(heads[i]))
+        return np.repeat(codes, np.diff(np.append(heads, len(contiguous))))
+
+    def _add(self, key: bytes, row: int) -> int:
+        with self.lock:
+            code = self.index.get(key)
+            if code is None:
+                try:
+                    text = key.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise _fail(self.name, f"field {self.field!r} row {row} holds bytes that are not "
+                                           f"valid UTF-8: {key!r}") from None
+                code = len(self.values)
+                self.values.append(text)
+                self.index[key] = code
+            return code
+
+    def column(self, codes: np.ndarray) -> np.ndarray:
+        uniques = np.empty(len(self.values), dtype=object)
+        uniques[:] = self.values
+        return make_codes(codes, uniques)
+
+
+class _Scatter:
+    """De-interleaves chunks of records into the columns (codes for coded text fields)."""
+
+    def __init__(self, cols: dict[str, np.ndarray], coders: dict[str, _TextCoder]):
+        self.cols, self.coders = cols, coders
+        self.non_ascii: set[str] = set()
+
+    def scatter(self, chunk: np.ndarray, start: int) -> None:
+        stop = start + len(chunk)
+        for k, dest in self.cols.items():
+            if k in self.coders:
+                dest[start:stop] = self.coders[k].encode(chunk[k], start)
+                continue
+            part = dest[start:stop]
+            part[...] = chunk[k]
+            # Check text while it is still in cache; valid UTF-8 needs no second look when ASCII.
+            if dest.dtype.kind == "S" and part.size and dest.dtype.itemsize and \
+                    part.reshape(-1).view(np.uint8).max() >= 0x80:
+                self.non_ascii.add(k)
 
 
 def _tell(f: BinaryIO) -> int | None:
@@ -153,41 +246,47 @@ def _fileno(f: BinaryIO) -> int | None:
         return None
 
 
-def _scatter(chunk: np.ndarray, cols: dict[str, np.ndarray], start: int) -> None:
-    stop = start + len(chunk)
-    for k, dest in cols.items():
-        dest[start:stop] = chunk[k]
+def _pread_rows(fd: int, data_offset: int, dtype: np.dtype, start: int, buffer: np.ndarray,
+                name: str) -> None:
+    want = len(buffer) * dtype.itemsize
+    view = memoryview(buffer.view(np.uint8))  # (not .cast: PEP 3118 chokes on ':' in names)
+    got = os.preadv(fd, [view[:want]], data_offset + start * dtype.itemsize)
+    if got != want:
+        raise _fail(name, f"file shrank while it was being read (row {start})")
 
 
-def _read_parallel(fd: int, data_offset: int, header: NumpyHeader, cols: dict[str, np.ndarray],
-                   rows_per_chunk: int) -> None:
+def _read_parallel(fd: int, data_offset: int, header: NumpyHeader, sink: _Scatter, rows_per_chunk: int,
+                   name: str) -> None:
     dtype, n = header.dtype, header.length
-    starts = list(range(0, n, rows_per_chunk))
+    starts = list(range(rows_per_chunk, n, rows_per_chunk))  # the first chunk is already done
 
     def work(worker: int, workers: int) -> None:
         buffer = np.empty(min(rows_per_chunk, n), dtype=dtype)
-        view = memoryview(buffer.view(np.uint8))  # (not .cast: PEP 3118 chokes on ':' in names)
         for start in starts[worker::workers]:
             count = min(rows_per_chunk, n - start)
-            want = count * dtype.itemsize
-            got = os.preadv(fd, [view[:want]], data_offset + start * dtype.itemsize)
-            if got != want:
-                raise DatasetLoadError(f"file shrank while it was being read (row {start})")
-            _scatter(buffer[:count], cols, start)
+            _pread_rows(fd, data_offset, dtype, start, buffer[:count], name)
+            sink.scatter(buffer[:count], start)
 
     parallel_workers(work, total_bytes=n * dtype.itemsize)
 
 
-def _read_sequential(f: BinaryIO, name: str, header: NumpyHeader, cols: dict[str, np.ndarray],
+def _read_rows(f: BinaryIO, name: str, header: NumpyHeader, start: int, buffer: np.ndarray) -> None:
+    dtype = header.dtype
+    raw = f.read(len(buffer) * dtype.itemsize)
+    if len(raw) < len(buffer) * dtype.itemsize:
+        raise _fail(name, f"file is truncated: the header promises {header.length} rows, the data ends "
+                          f"in row {start + len(raw) // max(1, dtype.itemsize)}")
+    buffer.view(np.uint8)[:] = np.frombuffer(raw, dtype=np.uint8)
+
+
+def _read_sequential(f: BinaryIO, name: str, header: NumpyHeader, sink: _Scatter,
                      rows_per_chunk: int) -> None:
-    dtype, n = header.dtype, header.length
-    for start in range(0, n, rows_per_chunk):
+    n = header.length
+    buffer = np.empty(min(rows_per_chunk, n), dtype=header.dtype)
+    for start in range(rows_per_chunk, n, rows_per_chunk):
         count = min(rows_per_chunk, n - start)
-        raw = f.read(count * dtype.itemsize)
-        if len(raw) < count * dtype.itemsize:
-            raise _fail(name, f"file is truncated: the header promises {n} rows, the data ends in row "
-                              f"{start + len(raw) // max(1, dtype.itemsize)}")
-        _scatter(np.frombuffer(raw, dtype=dtype), cols, start)
+        _read_rows(f, name, header, start, buffer[:count])
+        sink.scatter(buffer[:count], start)
 
 
 def header_bytes(dtype: np.dtype, length: int) -> bytes:
@@ -210,15 +309,29 @@ def header_bytes(dtype: np.dtype, length: int) -> bytes:
 
 
 def save(cols: dict[str, np.ndarray], f: BinaryIO) -> None:
-    """Write columns as a numpy-format dataset (strings as fixed-width UTF-8 bytes)."""
-    arrays = {}
+    """Write columns as a numpy-format dataset (strings as fixed-width UTF-8 bytes).
+
+    A text column becomes a table of its distinct values in bytes and one code per row; the
+    bytes of each chunk of records are looked up from the table, never as a whole column.
+    """
+    arrays: dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]] = {}
+    types = []
     for k, a in cols.items():
         try:
-            arrays[k] = to_fixed(a) if a.dtype.kind in "OSU" else a
+            if a.dtype.kind == "S" and not isinstance(a, StringCodes):
+                arrays[k] = to_fixed(a)
+                types.append((k, arrays[k].dtype, a.shape[1:]))
+            elif is_string(a):
+                table, codes = fixed_table(a)
+                arrays[k] = (table, codes)
+                types.append((k, table.dtype, a.shape[1:]))
+            else:
+                arrays[k] = a
+                types.append((k, a.dtype, a.shape[1:]))
         except DatasetError as err:
             raise DatasetSaveError(f"field {k!r}: {err}") from None
-    dtype = np.dtype([(k, a.dtype, a.shape[1:]) for k, a in arrays.items()])
-    n = len(arrays["uid"])
+    dtype = np.dtype(types)
+    n = len(cols["uid"])
     head = header_bytes(dtype, n)
     fd = _fileno(f)
     rows_per_chunk = max(1, _CHUNK_BYTES // max(1, dtype.itemsize))
@@ -251,7 +364,11 @@ def save(cols: dict[str, np.ndarray], f: BinaryIO) -> None:
     f.seek(data_offset + n * dtype.itemsize)
 
 
-def _gather(chunk: np.ndarray, arrays: dict[str, np.ndarray], start: int) -> None:
+def _gather(chunk: np.ndarray, arrays: dict, start: int) -> None:
     stop = start + len(chunk)
     for k, a in arrays.items():
-        chunk[k] = a[start:stop]
+        if isinstance(a, tuple):
+            table, codes = a
+            chunk[k] = table[codes[start:stop]]
+        else:
+            chunk[k] = a[start:stop]
