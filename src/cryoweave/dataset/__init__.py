@@ -7,16 +7,11 @@
 """
 
 from cryoweave.dataset.column import Column
-from cryoweave.dataset.core import (
-    CSDAT_FORMAT,
-    DEFAULT_FORMAT,
-    NEWEST_FORMAT,
-    NUMPY_FORMAT,
-    Dataset,
-    generate_uids,
-)
+from cryoweave.dataset.core import Dataset
 from cryoweave.dataset.dtypes import Field
+from cryoweave.dataset.persistence import CSDAT_FORMAT, DEFAULT_FORMAT, NEWEST_FORMAT, NUMPY_FORMAT
 from cryoweave.dataset.row import Row, Spool
+from cryoweave.dataset.uids import generate_uids
 
 __all__ = [
     "CSDAT_FORMAT",

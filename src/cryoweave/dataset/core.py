@@ -11,41 +11,21 @@ they keep, so the new dataset never shares writable memory with the old one.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
-from cryoweave.dataset import combine, fileio, memory, select
+from cryoweave.dataset import combine, memory, select
 from cryoweave.dataset.column import Column
-from cryoweave.dataset.dtypes import (
-    Field,
-    field_dtype,
-    field_from_array,
-    is_string_dtype,
-    normalize_field,
-)
+from cryoweave.dataset.dtypes import Field, field_from_array, normalize_field
+from cryoweave.dataset.fieldops import FieldOps
 from cryoweave.dataset.parallel import parallel_map
+from cryoweave.dataset.persistence import Persistence
 from cryoweave.dataset.row import Row, Spool
-from cryoweave.dataset.strings import empty_strings, encode_codes, is_string, to_fixed, to_object
+from cryoweave.dataset.strings import is_string, to_fixed, to_object
+from cryoweave.dataset.uids import generate_uids
 from cryoweave.errors import CryoweaveError, DatasetError, FieldNotFoundError
-
-NUMPY_FORMAT = fileio.NUMPY_FORMAT
-CSDAT_FORMAT = fileio.CSDAT_FORMAT
-DEFAULT_FORMAT = NUMPY_FORMAT
-NEWEST_FORMAT = CSDAT_FORMAT
-
-_DTYPE_TOKEN = re.compile(r"(?:\d+(?:,\d+)*)?[<>|=]?[A-Za-z]\d*")
-
-
-def generate_uids(num: int = 0) -> np.ndarray:
-    """``num`` random 64-bit uids from the operating system's entropy.
-
-    >>> generate_uids(3).dtype
-    dtype('uint64')
-    """
-    return np.random.default_rng().integers(0, 2**64, size=num, dtype=np.uint64, endpoint=False)
 
 
 def _as_column(name: str, values: Any) -> np.ndarray:
@@ -68,14 +48,7 @@ def _as_column(name: str, values: Any) -> np.ndarray:
     return array.copy()
 
 
-def _new_column(field: Field, n: int) -> np.ndarray:
-    dtype, shape = field_dtype(field)
-    if is_string_dtype(dtype):
-        return empty_strings(n, shape)
-    return np.zeros((n, *shape), dtype=dtype)
-
-
-class Dataset(Mapping[str, Column]):
+class Dataset(FieldOps, Persistence, Mapping[str, Column]):
     """A table of items: ``uid`` plus fields named ``<result>/<field>``.
 
     Build one from a row count (random uids), a mapping or list of ``(name, values)``, a
@@ -243,122 +216,6 @@ class Dataset(Mapping[str, Column]):
         self._cols = cols
         return self._changed()
 
-    def add_fields(self, fields: Sequence[Any], dtypes: Any = None) -> Dataset:
-        """Add zero-initialised fields (``""`` for strings), given as field tuples or names+dtypes.
-
-        A field that already exists with the same type is left as it is; one that exists with
-        another type is an error (cryosparc-tools silently keeps the old type).
-
-        >>> d = Dataset(2).add_fields(["ctf/df1_A", "ctf/shift_A"], "f4,2f4")
-        >>> d["ctf/shift_A"].shape
-        (2, 2)
-        """
-        if len(fields) == 0:
-            return self
-        if dtypes is not None:
-            notations = _DTYPE_TOKEN.findall(dtypes) if isinstance(dtypes, str) else list(dtypes)
-            if len(notations) != len(fields):
-                raise DatasetError(f"{len(fields)} field names but {len(notations)} dtypes: {dtypes!r}")
-            descr = [normalize_field(str(f), d) for f, d in zip(fields, notations)]
-        else:
-            descr = [normalize_field(f[0], (f[1], f[2]) if len(f) == 3 else f[1]) for f in fields]
-        n = len(self)
-        for field in descr:
-            name = field[0]
-            if name in self._cols:
-                existing = field_from_array(name, self._cols[name])
-                if existing != field:
-                    raise DatasetError(f"cannot add field {field}: {name!r} already exists as {existing}")
-                continue
-            self._cols[name] = _new_column(field, n)
-        return self._changed()
-
-    def filter_fields(self, names: Collection[str] | Callable[[str], bool], *, copy: bool = False) -> Dataset:
-        """Keep ``uid`` and the given fields (a collection or a predicate on the name)."""
-        keep = (lambda f: f in names) if not callable(names) else names
-        cols = {f: a for f, a in self._cols.items() if f == "uid" or keep(f)}
-        return self._replace_cols(cols, copy)
-
-    def filter_prefixes(self, prefixes: Collection[str], *, copy: bool = False) -> Dataset:
-        """Keep ``uid`` and the fields whose prefix is one of ``prefixes``."""
-        wanted = set(prefixes)
-        return self.filter_fields(lambda f: f.split("/", 1)[0] in wanted and "/" in f, copy=copy)
-
-    def filter_prefix(self, keep_prefix: str, *, rename: str | None = None, copy: bool = False) -> Dataset:
-        """Keep ``uid`` and one prefix, optionally renaming that prefix."""
-        result = self.filter_prefixes([keep_prefix], copy=copy)
-        if rename and rename != keep_prefix:
-            result.rename_prefix(keep_prefix, rename)
-        return result
-
-    def drop_fields(self, names: Collection[str] | Callable[[str], bool], *, copy: bool = False) -> Dataset:
-        """Remove fields (``uid`` is never removed)."""
-        drop = (lambda f: f in names) if not callable(names) else names
-        return self.filter_fields(lambda f: not drop(f), copy=copy)
-
-    def rename_fields(self, field_map: Mapping[str, str] | Callable[[str], str], *,
-                      copy: bool = False) -> Dataset:
-        """Rename fields by a mapping or a function of the name (``uid`` keeps its name)."""
-        rename = field_map if callable(field_map) else (lambda f: field_map.get(f, f))
-        cols: dict[str, np.ndarray] = {}
-        for f, a in self._cols.items():
-            new = f if f == "uid" else rename(f)
-            normalize_field(new, "u8")
-            if new in cols:
-                raise DatasetError(f"renaming {f!r} to {new!r} would give two fields named {new!r}")
-            cols[new] = a
-        return self._replace_cols(cols, copy)
-
-    def rename_field(self, current_name: str, new_name: str, *, copy: bool = False) -> Dataset:
-        self._storage(current_name)
-        return self.rename_fields({current_name: new_name}, copy=copy)
-
-    def rename_prefix(self, old_prefix: str, new_prefix: str, *, copy: bool = False) -> Dataset:
-        """Rename every ``old_prefix/...`` field to ``new_prefix/...``."""
-        def rename(f: str) -> str:
-            prefix, sep, rest = f.partition("/")
-            return f"{new_prefix}/{rest}" if sep and prefix == old_prefix else f
-        return self.rename_fields(rename, copy=copy)
-
-    def copy_fields(self, old_fields: list[str], new_fields: list[str]) -> Dataset:
-        """Copy the values of ``old_fields`` into ``new_fields``, creating them with the same type."""
-        if len(old_fields) != len(new_fields):
-            raise DatasetError("copy_fields needs as many new field names as old ones")
-        for old, new in zip(old_fields, new_fields):
-            source = self._storage(old)
-            if new not in self._cols:
-                self._cols[new] = source.copy()
-            else:
-                self[new] = source
-        return self._changed()
-
-    def reassign_uids(self) -> Dataset:
-        """Give every row a new random uid."""
-        self._cols["uid"] = generate_uids(len(self))
-        return self._changed()
-
-    def copy(self) -> Dataset:
-        """A deep copy."""
-        return type(self)(self, row_class=self._row_class)
-
-    def to_pystrs(self, *, copy: bool = False) -> Dataset:
-        """Hold every string column as Python ``str`` objects (how ``dataset[field]`` shows them)."""
-        dset = self.copy() if copy else self
-        for f, a in dset._cols.items():
-            if is_string(a) and a.dtype.kind != "O":
-                dset._cols[f] = to_object(a)
-        return dset._changed()
-
-    def to_cstrs(self, *, copy: bool = False) -> Dataset:
-        """Hold every string column compactly, as codes into a table of its distinct values
-        (decoded again on access). cryosparc-tools converts to offsets into its C string heap
-        here; the codes are cryoweave's equivalent."""
-        dset = self.copy() if copy else self
-        for f, a in dset._cols.items():
-            if is_string(a):
-                dset._cols[f] = encode_codes(a)
-        return dset._changed()
-
     # ------------------------------------------------------------------ conversion
     def to_list(self, exclude_uid: bool = False) -> list[list]:
         """Rows as lists of plain Python values."""
@@ -516,64 +373,6 @@ class Dataset(Mapping[str, Column]):
                 assume_unique: bool = False) -> Dataset:
         """Drop the rows matching ``query`` and those whose uid is in the others, then append them."""
         return combine.replace(self, query, others, assume_disjoint)
-
-    # ------------------------------------------------------------------ files and streams
-    @classmethod
-    def load(cls, file: Any, *, prefixes: Sequence[str] | None = None, fields: Sequence[str] | None = None,
-             cstrs: bool = False, media_type: str | None = None) -> Dataset:
-        """Read a ``.cs`` file (numpy or CSDAT format, detected from its first bytes).
-
-        ``prefixes``/``fields`` select columns (``uid`` is always kept); only those are read.
-        """
-        dset = cls._from_cols(fileio.load(file, prefixes=prefixes, fields=fields))
-        return dset.to_cstrs() if cstrs else dset
-
-    @classmethod
-    def inspect(cls, file: Any) -> dict[str, Any]:
-        """The header of a ``.cs`` file: ``{length, dtype, compression, compressed_fields}``."""
-        return fileio.inspect(file)
-
-    def save(self, file: Any, *, format: int = DEFAULT_FORMAT, compression: str | None = "lz4") -> None:
-        """Write a ``.cs`` file: numpy format by default, or CSDAT (LZ4-compressed unless
-        ``compression=None``). A path is written atomically: complete, or not at all."""
-        fileio.save(self._cols, file, format=format, compression=compression)
-
-    def stream(self, compression: str | None = None) -> Iterator[bytes]:
-        """The dataset as CSDAT stream chunks (uncompressed by default, as cryosparc-tools)."""
-        return fileio.stream(self._cols, compression)
-
-    def dumps(self) -> bytes:
-        return b"".join(bytes(chunk) for chunk in self.stream())
-
-    def dump(self, file) -> None:
-        for chunk in self.stream():
-            file.write(chunk)
-
-    @classmethod
-    def from_iterator(cls, source: Iterator[bytes], *, media_type: str | None = None) -> Dataset:
-        return cls.load(fileio.IteratorReader(source))
-
-    @classmethod
-    async def from_async_stream(cls, stream, *, media_type: str | None = None) -> Dataset:
-        return cls.load(await fileio.read_async(stream))
-
-    @classmethod
-    async def from_async_iterator(cls, iterator, *, media_type: str | None = None) -> Dataset:
-        chunks = [bytes(c) async for c in iterator]
-        return cls.from_iterator(iter(chunks))
-
-    async def astream(self):
-        for chunk in self.stream():
-            yield chunk
-
-    async def adump(self, file) -> None:
-        for chunk in self.stream():
-            result = file.write(chunk)
-            if hasattr(result, "__await__"):
-                await result
-
-    async def adumps(self) -> bytes:
-        return self.dumps()
 
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:

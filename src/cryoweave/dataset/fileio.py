@@ -12,6 +12,7 @@ import numpy as np
 
 from cryoweave.atomic import atomic_write
 from cryoweave.dataset import csdat, numpy_format
+from cryoweave.dataset.uids import generate_uids
 from cryoweave.errors import DatasetLoadError, DatasetSaveError
 
 NUMPY_FORMAT = 1
@@ -88,8 +89,6 @@ def _selection(f_fields: list[str], prefixes: Sequence[str] | None,
 def _with_uid(cols: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     if "uid" in cols:
         return cols
-    from cryoweave.dataset.core import generate_uids
-
     return {"uid": generate_uids(n), **cols}
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cryoweave.dataset.dtypes import check_shape, field_from_array
+from cryoweave.dataset.uids import generate_uids
 from cryoweave.errors import CryoweaveError, DatasetError
 
 if TYPE_CHECKING:
@@ -81,8 +82,6 @@ def from_pandas(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     if "uid" in cols:
         cols["uid"] = cols["uid"].astype(np.uint64)
     else:
-        from cryoweave.dataset.core import generate_uids
-
         cols = {"uid": generate_uids(len(frame)), **cols}
     for name, array in cols.items():
         try:

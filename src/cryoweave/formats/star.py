@@ -39,7 +39,6 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -49,6 +48,7 @@ from cryoweave.atomic import atomic_write
 from cryoweave.dataset import Dataset, generate_uids
 from cryoweave.errors import FormatError
 from cryoweave.formats.geometry import relion_euler_to_rotvec, rotvec_to_relion_euler
+from cryoweave.formats.star_text import write_loop
 from cryoweave.spec.results import result_fields
 
 _STRINGS = ["rlnImageName", "rlnMicrographName", "cryoweaveUid", "cryoweaveMicrographUid"]
@@ -57,7 +57,6 @@ _CTF = {"df1_A": "rlnDefocusU", "df2_A": "rlnDefocusV", "bfactor": "rlnCtfBfacto
 _CTF_DEG = {"df_angle_rad": "rlnDefocusAngle", "phase_shift_rad": "rlnPhaseShift"}
 _OPTICS_CTF = {"accel_kv": "rlnVoltage", "cs_mm": "rlnSphericalAberration",
                "amp_contrast": "rlnAmplitudeContrast"}
-_CHUNK = 200_000  # rows formatted at a time when writing
 
 
 class _Particles:
@@ -283,9 +282,9 @@ def write_star(dataset: Dataset, path: str | os.PathLike) -> None:
                             dtype=object) for key, values in optics.items() if key != "exp"}
     table["rlnImageDimensionality"] = np.full(k, 2)
     with atomic_write(path, error=FormatError) as fh:
-        _write_loop(fh, "optics", table, k)
+        write_loop(fh, "optics", table, k)
         # starfile cannot read an empty loop followed by a comment: no version line then
-        _write_loop(fh, "particles", _particle_columns(col, group + 1, exp), n, version=n > 0)
+        write_loop(fh, "particles", _particle_columns(col, group + 1, exp), n, version=n > 0)
 
 
 def _particle_columns(col: dict[str, np.ndarray], optics_group: np.ndarray, exp: np.ndarray) -> dict:
@@ -319,84 +318,4 @@ def _particle_columns(col: dict[str, np.ndarray], optics_group: np.ndarray, exp:
     if has_xy:
         out |= {"cryoweaveMicrographShapeY": dims[:, 0], "cryoweaveMicrographShapeX": dims[:, 1]}
     out["cryoweaveExpGroupId"] = exp
-    return out
-
-
-def _write_loop(fh: BinaryIO, name: str, columns: dict[str, object], n: int, *, version: bool = True) -> None:
-    """Write a loop block of ``n`` rows, formatted ``_CHUNK`` rows at a time as byte matrices."""
-    head = "".join(f"_{label} #{i}\n" for i, label in enumerate(columns, 1))
-    fh.write(f"{'# version 30001' if version else ''}\n\ndata_{name}\n\nloop_\n{head}".encode())
-    for start in range(0, n, _CHUNK):
-        rows, cells = slice(start, start + _CHUNK), []
-        for values in columns.values():
-            if isinstance(values, tuple):  # _rlnImageName: index@path
-                idx, paths = values[0][rows], values[1][rows]
-                if all(map(_plain, pd.unique(paths))):
-                    at = np.full((len(idx), 1), ord("@"), np.uint8)
-                    cells.append(np.hstack([_digits(idx, 0, 6), at, _text(paths)]))
-                else:  # quoted as a whole
-                    names = [f"{i:06d}@{p}" for i, p in zip(idx.tolist(), paths.tolist())]
-                    cells.append(_text(np.array(names, dtype=object)))
-            else:
-                cells.append(_cells(np.asarray(values)[rows]))
-        gap = np.full((len(cells[0]), 1), ord(" "), np.uint8)
-        line = [c for cell in cells for c in (cell, gap)]
-        line[-1] = np.full_like(gap, ord("\n"))
-        fh.write(np.hstack(line).tobytes())
-    fh.write(b"\n")
-
-
-def _cells(values: np.ndarray) -> np.ndarray:
-    """One column as text: strings as they are, numbers with 6 decimals (integers without)."""
-    if values.dtype.kind in "OSU":
-        return _text(values)
-    if values.dtype.kind == "f" and not (np.isfinite(values).all() and np.abs(values).max() < 1e12):
-        return _text(np.array([f"{v:.6f}" for v in values.tolist()], dtype=object))
-    return _digits(values, 6 if values.dtype.kind == "f" else 0)
-
-
-def _text(values: np.ndarray) -> np.ndarray:
-    """Strings as an (n, width) byte matrix, space-padded; quoted when empty or holding spaces."""
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
-    encoded = np.array([(u if _plain(u) else f'"{u}"').encode() for u in map(str, uniques)] or [b""],
-                       dtype=bytes)
-    matrix = encoded.view(np.uint8).reshape(len(encoded), -1)[codes]
-    return np.where(matrix == 0, ord(" "), matrix).astype(np.uint8)
-
-
-def _plain(text: str) -> bool:
-    """Whether a string can be written without quotes (not empty, no white space)."""
-    return bool(text) and not any(c.isspace() for c in text)
-
-
-def _digits(values: np.ndarray, decimals: int = 0, min_digits: int = 1) -> np.ndarray:
-    """Finite numbers as right-aligned fixed-point text, an (n, width) byte matrix, in whole columns."""
-    v = np.asarray(values)
-    if v.dtype.kind == "f":
-        q = np.rint(np.abs(v.astype(np.float64)) * 10.0**decimals).astype(np.uint64)
-        neg = (v < 0) & (q > 0)
-    else:
-        neg = v < 0
-        q = np.abs(v).astype(np.uint64) if v.dtype.kind == "i" else v.astype(np.uint64)
-    fixed = max(min_digits, decimals + 1)  # digits always shown (units, decimals, zero padding)
-    ndig = max(fixed, len(str(int(q.max()))) if q.size else 1)
-    width = ndig + (decimals > 0) + bool(neg.any())
-    out = np.full((len(q), width), ord(" "), np.uint8)
-    done = np.zeros(len(q), dtype=bool)  # the sign is placed (or the number has no more digits)
-    pos = width - 1
-    for k in range(ndig):
-        if decimals and k == decimals:
-            out[:, pos] = ord(".")
-            pos -= 1
-        digit = (q % 10).astype(np.uint8) + ord("0")
-        if k < fixed:
-            out[:, pos] = digit
-        else:
-            blank = q == 0
-            out[:, pos] = np.where(blank, np.where(neg & ~done, ord("-"), ord(" ")), digit)
-            done |= blank
-        q //= 10
-        pos -= 1
-    if pos >= 0:
-        out[:, pos] = np.where(neg & ~done, ord("-"), ord(" "))
     return out
