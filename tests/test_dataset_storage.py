@@ -132,3 +132,27 @@ def test_run_detection_never_misses_a_change(width, rows, alphabet):
     if len(values):
         uniques, codes = factorize(values)
         assert np.array_equal(uniques[codes], values)
+
+
+def test_csdat_without_native_lz4_entry_point(files, monkeypatch):
+    """Where python-lz4 does not export LZ4_decompress_safe, its Python API is used instead."""
+    from cryoweave.dataset import csdat
+
+    folder, grouped, _ = files
+    native = Dataset.load(folder / "grouped_lz4.cs")
+    monkeypatch.setattr(csdat, "_native_lz4", lambda: None)
+    fallback = Dataset.load(folder / "grouped_lz4.cs")
+    assert native == fallback == grouped
+    # Break the structure of the first compressed block (the one after uid): its token bytes.
+    raw = bytearray((folder / "grouped_lz4.cs").read_bytes())
+    header_end = 10 + int.from_bytes(raw[6:10], "little")
+    uid_size = int.from_bytes(raw[header_end:header_end + 4], "little")
+    block = header_end + 4 + uid_size + 4
+    raw[block:block + 16] = b"\xff" * 16
+    for patched in (None, lambda: None):
+        if patched is not None:
+            monkeypatch.setattr(csdat, "_native_lz4", patched)
+        else:
+            monkeypatch.undo()
+        with pytest.raises(DatasetLoadError, match=r"column 'blob/path' is not a valid LZ4 block"):
+            Dataset.load(io.BytesIO(bytes(raw)))

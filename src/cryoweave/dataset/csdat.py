@@ -12,6 +12,9 @@ the data before anything is allocated, so a corrupt stream is an error, never a 
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -19,6 +22,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from cryoweave.dataset import memory
 from cryoweave.dataset.dtypes import normalize_field, parse_dtype
 from cryoweave.dataset.parallel import parallel_map
 from cryoweave.dataset.strings import as_text, factorize, is_string, make_codes
@@ -118,12 +122,11 @@ def load(f: BinaryIO, name: str, header: dict[str, Any], keep: list[str] | None)
             if expected > _LZ4_MAX_RATIO * size + 64:
                 raise _fail(name, f"{what} is {size} compressed bytes, too few for the {n} rows "
                                   "the header promises")
-            raw = _decompress(_read_exact(f, size, name, what), expected, name, what)
+            cols[fname] = _decompress(_read_exact(f, size, name, what), item, (n, *shape), name, what)
         else:
             if size != expected:
                 raise _fail(name, f"{what} holds {size} bytes but {n} rows of {field[1]} need {expected}")
-            raw = bytearray(_read_exact(f, size, name, what))
-        cols[fname] = np.frombuffer(raw, dtype=item).reshape((n, *shape))
+            cols[fname] = _read_column(f, item, (n, *shape), name, what)
         if is_str:
             strings.append(fname)
     heap = f.read()
@@ -137,15 +140,59 @@ def load(f: BinaryIO, name: str, header: dict[str, Any], keep: list[str] | None)
     return cols
 
 
-def _decompress(block: bytes, expected: int, name: str, what: str) -> bytearray:
+def _read_column(f: BinaryIO, item: np.dtype, shape: tuple[int, ...], name: str, what: str) -> np.ndarray:
+    """An uncompressed column block read straight into its array."""
+    out = memory.empty(shape, item)
+    view = memoryview(out.reshape(-1).view(np.uint8))
+    got = 0
+    while got < len(view):
+        try:
+            chunk = f.readinto(view[got:])
+        except (AttributeError, NotImplementedError, io.UnsupportedOperation):  # a reader without readinto
+            data = f.read(len(view) - got)
+            view[got:got + len(data)] = data
+            chunk = len(data)
+        if not chunk:
+            raise _fail(name, f"file is truncated in {what}: expected {len(view)} bytes, found {got}")
+        got += chunk
+    return out
+
+
+def _decompress(block: bytes, item: np.dtype, shape: tuple[int, ...], name: str, what: str) -> np.ndarray:
+    """An LZ4 block decompressed into a new column array (checked to be exactly its size)."""
+    expected = int(np.prod(shape, dtype=np.int64)) * item.itemsize
+    if expected == 0:
+        return np.empty(shape, dtype=item)
+    native = _native_lz4()
+    if native is not None and expected < 2**31 and len(block) < 2**31:
+        out = memory.empty(shape, item)
+        got = native(block, out.ctypes.data, len(block), expected)
+        if got != expected:
+            raise _fail(name, f"{what} is not a valid LZ4 block of {expected} bytes")
+        return out
     import lz4.block
 
-    if expected == 0:
-        return bytearray()
     try:
-        return lz4.block.decompress(block, uncompressed_size=expected, return_bytearray=True)
+        raw = lz4.block.decompress(block, uncompressed_size=expected, return_bytearray=True)
     except (lz4.block.LZ4BlockError, ValueError, MemoryError) as err:
         raise _fail(name, f"{what} is not a valid LZ4 block of {expected} bytes ({err})") from None
+    return np.frombuffer(raw, dtype=item).reshape(shape)
+
+
+@functools.cache
+def _native_lz4():
+    """``LZ4_decompress_safe`` of the LZ4 library inside python-lz4, to decompress into our own
+    arrays (its Python API always allocates a new buffer); None where it is not exported.
+    The function never writes past the given capacity and rejects malformed input."""
+    try:
+        import lz4.block._block as extension
+
+        function = ctypes.CDLL(extension.__file__).LZ4_decompress_safe
+    except (ImportError, OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
 
 
 def _resolve_strings(cols: dict[str, np.ndarray], names: list[str], heap: bytes, name: str) -> None:

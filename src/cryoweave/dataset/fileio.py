@@ -157,6 +157,12 @@ class IteratorReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def readinto(self, target) -> int:
+        view = memoryview(target).cast("B")
+        data = self.read(len(view))
+        view[:len(data)] = data
+        return len(data)
+
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self._buffer) < size:
             chunk = next(self._chunks, None)

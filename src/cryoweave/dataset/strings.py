@@ -170,9 +170,10 @@ def _row_changes(array: np.ndarray) -> np.ndarray:
         return changes
     raw = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
     width = raw.size // n
-    if width < 8:  # a word would span more than two rows: compare the rows' bytes directly
-        rows = raw.reshape(n, width)
-        return (rows[1:] != rows[:-1]).any(axis=1)
+    if width < 8:  # a word would span several rows: give each row a zero-padded word of its own
+        words = np.zeros(n, dtype=np.uint64)
+        words.view(np.uint8).reshape(n, 8)[:, :width] = raw.reshape(n, width)
+        return words[1:] != words[:-1]
     later, earlier = raw[width:], raw[:-width]
     whole = len(later) - len(later) % 8
     words = np.flatnonzero(later[:whole].view(np.uint64) != earlier[:whole].view(np.uint64))
