@@ -156,3 +156,17 @@ def test_csdat_without_native_lz4_entry_point(files, monkeypatch):
             monkeypatch.undo()
         with pytest.raises(DatasetLoadError, match=r"column 'blob/path' is not a valid LZ4 block"):
             Dataset.load(io.BytesIO(bytes(raw)))
+
+
+def test_printing_and_converting_leave_text_compact(files):
+    folder, grouped, _ = files
+    loaded = Dataset.load(folder / "grouped.cs")
+    text = repr(loaded)
+    html = loaded._repr_html_()
+    assert grouped["blob/path"][0] in text and grouped["blob/path"][-1] in html
+    records = loaded.to_records()
+    assert records["blob/path"][5] == grouped["blob/path"][5]
+    assert loaded.slice(0, 3).to_list()[0][1] == grouped["blob/path"][0]
+    assert isinstance(loaded._cols["blob/path"], StringCodes)  # still codes after all of that
+    assert loaded["blob/path"][0] == grouped["blob/path"][0]
+    assert loaded._cols["blob/path"].dtype.kind == "O"  # touched from Python: now str objects

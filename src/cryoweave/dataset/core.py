@@ -18,7 +18,8 @@ import numpy as np
 
 from cryoweave.dataset import combine, memory, select
 from cryoweave.dataset.column import Column
-from cryoweave.dataset.dtypes import Field, field_from_array, normalize_field
+from cryoweave.dataset.display import dataset_html, dataset_repr
+from cryoweave.dataset.dtypes import Field, check_field_name, field_from_array
 from cryoweave.dataset.fieldops import FieldOps
 from cryoweave.dataset.parallel import parallel_map
 from cryoweave.dataset.persistence import Persistence
@@ -87,7 +88,7 @@ class Dataset(FieldOps, Persistence, Mapping[str, Column]):
             for name, values in items:
                 if name in cols:
                     raise DatasetError(f"field {name!r} is given twice")
-                normalize_field(name, "u8")  # name check
+                check_field_name(name)
                 cols[name] = _as_column(name, values)
         lengths = {len(a) for a in cols.values()}
         if len(lengths) > 1:
@@ -143,6 +144,11 @@ class Dataset(FieldOps, Persistence, Mapping[str, Column]):
                 array = self._cols[key] = to_object(array)
             return array.view(Column)
         return self.rows()[key]
+
+    def _values(self, name: str, rows: Any = slice(None)) -> np.ndarray:
+        """A field's values (text decoded to ``str``) for some rows, leaving its storage as it is."""
+        array = self._storage(name)[rows]
+        return to_object(array) if is_string(array) else array
 
     def __setitem__(self, key: str, value: Any) -> None:
         if key not in self._cols:
@@ -220,12 +226,12 @@ class Dataset(FieldOps, Persistence, Mapping[str, Column]):
     def to_list(self, exclude_uid: bool = False) -> list[list]:
         """Rows as lists of plain Python values."""
         names = self.fields(exclude_uid)
-        columns = [self[f].tolist() for f in names]
+        columns = [self._values(f).tolist() for f in names]
         return [list(row) for row in zip(*columns)] if names else [[] for _ in range(len(self))]
 
     def to_records(self, fixed: bool = False) -> np.recarray:
         """A numpy record array; ``fixed=True`` turns strings into fixed-width UTF-8 bytes."""
-        arrays = {f: (to_fixed(a) if fixed else self[f]) if is_string(a) else a
+        arrays = {f: (to_fixed(a) if fixed else to_object(a)) if is_string(a) else a
                   for f, a in self._cols.items()}
         dtype = np.dtype([(f, a.dtype, a.shape[1:]) for f, a in arrays.items()])
         out = np.empty(len(self), dtype=dtype)
@@ -376,26 +382,10 @@ class Dataset(FieldOps, Persistence, Mapping[str, Column]):
 
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:
-        n = len(self)
-        lines = [f"{type(self).__name__}([  # {n} items, {len(self._cols)} fields"]
-        for f in self._cols:
-            col = self[f]
-            text = str(col) if n <= 6 else f"{str(col[:3])[:-1]} ... {str(col[-3:])[1:]}"
-            lines.append(f"    ('{f}', {' '.join(text.split())}),")
-        return "\n".join([*lines, "])"])
+        return dataset_repr(self)
+
+    def _repr_html_(self) -> str:
+        return dataset_html(self)
 
     def _ipython_key_completions_(self) -> list[str]:
         return self.fields()
-
-    def _repr_html_(self) -> str:
-        from html import escape
-        names = self.fields()
-        shown = list(range(min(len(self), 5))) + list(range(max(5, len(self) - 4), len(self)))
-        head = "".join(f"<th>{escape(f)}</th>" for f in names)
-        body = []
-        for pos, i in enumerate(shown):
-            if pos == 5 and len(self) > 10:
-                body.append("<tr><td>...</td>" + "<td>...</td>" * len(names) + "</tr>")
-            body.append(f"<tr><td>{i}</td>" + "".join(f"<td>{escape(str(self[f][i]))}</td>" for f in names)
-                        + "</tr>")
-        return f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

@@ -100,10 +100,16 @@ def dtype_str(dtype: np.dtype) -> str:
     return STRING_DTYPE if is_string_dtype(dtype) else dtype.str
 
 
-def normalize_field(name: str, notation: Any) -> Field:
-    """The canonical field tuple for a name and a dtype notation (``uid`` is forced to ``<u8``)."""
+def check_field_name(name: Any) -> str:
+    """A field name must be a non-empty string."""
     if not isinstance(name, str) or not name:
         raise SpecError(f"field name {name!r} must be a non-empty string")
+    return name
+
+
+def normalize_field(name: str, notation: Any) -> Field:
+    """The canonical field tuple for a name and a dtype notation (``uid`` is forced to ``<u8``)."""
+    check_field_name(name)
     if name == "uid":
         return ("uid", "<u8")
     dtype, shape = parse_dtype(notation)

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cryoweave.dataset.dtypes import Field, field_dtype, field_from_array, is_string_dtype, normalize_field
+from cryoweave.dataset.dtypes import (
+    Field,
+    check_field_name,
+    field_dtype,
+    field_from_array,
+    is_string_dtype,
+    normalize_field,
+)
 from cryoweave.dataset.strings import empty_strings, encode_codes, is_string, to_object
 from cryoweave.dataset.uids import generate_uids
 from cryoweave.errors import DatasetError
@@ -98,7 +105,7 @@ class FieldOps:
         cols: dict[str, np.ndarray] = {}
         for f, a in self._cols.items():
             new = f if f == "uid" else rename(f)
-            normalize_field(new, "u8")
+            check_field_name(new)
             if new in cols:
                 raise DatasetError(f"renaming {f!r} to {new!r} would give two fields named {new!r}")
             cols[new] = a
