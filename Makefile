@@ -24,6 +24,7 @@ demo: $(VENV)/.runtime
 
 test: $(VENV)/.test
 	$(VENV)/bin/ruff check src tests benchmarks
+	bash scripts/test-services.sh
 	$(PY) -m pytest
 
 lint: $(VENV)/.test

@@ -49,3 +49,32 @@ class AddressError(SpecError):
 
 class FormatError(CryoweaveError):
     """A .csg, .star or other non-dataset file that cannot be read or written."""
+
+
+class NotFoundError(CryoweaveError, LookupError):
+    """A project, workspace, job, job type or output that does not exist."""
+
+
+class StatusError(CryoweaveError):
+    """A status change the job lifecycle does not allow, or an edit the current state forbids
+    (a job no longer building, an archived project)."""
+
+
+class ParamError(CryoweaveError, ValueError):
+    """A job parameter that does not exist or whose value does not fit its type."""
+
+
+class JobTypeError(SpecError):
+    """A job type declaration that is not valid, or a plugin that cannot be loaded."""
+
+
+class RecordError(CryoweaveError):
+    """A project record file (project.json, job.json ...) that is missing, corrupt or too new."""
+
+
+class AttachError(CryoweaveError):
+    """A project directory that cannot be attached to or detached from this instance."""
+
+
+class StoreError(CryoweaveError):
+    """The instance database cannot be opened or used."""

@@ -1,0 +1,213 @@
+"""Building a job: creating its record, setting parameters, connecting inputs, changing status.
+
+Each edit is a function ``change(tx, record) -> event text`` that the store runs with the
+project locked (:meth:`cryoweave.store.Store.edit_job`), so checks see the latest state and two
+writers never lose each other's updates. Only the parts of connecting that exist before any
+job runs are here (group level: datatypes, counts, repeats, cycles); binding single result
+slots comes with the job builder proper.
+
+>>> change = set_params({"fraction": 0.25})  # doctest: +SKIP
+>>> store.edit_job("P1", "J3", change)       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+from cryoweave.errors import NotFoundError, ParamError, StatusError
+from cryoweave.model.jobspec import JobTypeSpec
+from cryoweave.model.records import Connection, JobRecord, utc_now
+from cryoweave.model.status import JobStatus, check_transition
+from cryoweave.store.store import ProjectTx, parse_uid
+
+Change = Callable[[ProjectTx, JobRecord], str | None]
+
+KEEP_WHEN_CLEARED = {"job.json", "events.jsonl"}
+
+
+def new_job(spec: JobTypeSpec, *, workspaces: list[str] | None, title: str = "", description: str = "",
+            params: dict[str, Any] | None = None) -> Callable[[ProjectTx, str], JobRecord]:
+    """The builder of a new job's record, for :meth:`Store.create_job`."""
+    values = spec.coerce_params(params or {})
+
+    def build(tx: ProjectTx, uid: str) -> JobRecord:
+        chosen = workspaces
+        if not chosen:  # the project's only workspace, or a first one made for it
+            existing = tx.workspaces()
+            if len(existing) > 1:
+                raise ParamError(f"project {tx.uid} has several workspaces ({', '.join(w.uid for w in existing)}); "
+                                 "say which the job goes in")
+            chosen = [existing[0].uid if existing else tx.create_workspace("Default workspace").uid]
+        chosen = list(dict.fromkeys(f"W{parse_uid(w, 'W', 'workspace')}" for w in chosen))
+        tx.workspace_ids(chosen)  # they must exist
+        now = utc_now()
+        return JobRecord(uid=uid, type=spec.type, title=title or spec.title, description=description,
+                         workspaces=chosen, status=JobStatus.BUILDING, params=values,
+                         status_times={JobStatus.BUILDING: now}, created_at=now, updated_at=now, spec=spec)
+
+    return build
+
+
+def _editable(record: JobRecord, what: str) -> None:
+    if not record.status.editable:
+        raise StatusError(f"job {record.uid} is {record.status.value}; {what} can change only while it is "
+                          "building (clear the job first)")
+
+
+def set_params(values: dict[str, Any]) -> Change:
+    """Set parameters (``None`` clears one back to its default)."""
+    def change(tx: ProjectTx, record: JobRecord) -> str:
+        _editable(record, "its parameters")
+        parts = []
+        for name, value in values.items():
+            spec = record.spec.param(name)
+            if value is None:
+                record.params.pop(name, None)
+                parts.append(f"{name} cleared (default {spec.default!r})")
+            else:
+                record.params[name] = spec.coerce(value)
+                parts.append(f"{name} = {record.params[name]!r}")
+        return "parameters: " + ", ".join(parts)
+    return change
+
+
+def clear_params(names: list[str]) -> Change:
+    return set_params(dict.fromkeys(names))
+
+
+def connect(input_name: str, address: str) -> Change:
+    """Connect an output group (``J5.particles``) to an input group of the job."""
+    connection = Connection.parse(address)
+
+    def change(tx: ProjectTx, record: JobRecord) -> str:
+        _editable(record, "its inputs")
+        spec = record.spec.input(input_name)
+        if connection.job == record.uid:
+            raise ParamError(f"job {record.uid} cannot be connected to its own output")
+        _, source = tx.job(connection.job)
+        outputs = {o.name: o for o in source.spec.outputs}
+        if connection.group not in outputs:
+            known = ", ".join(outputs) or "none"
+            raise NotFoundError(f"job {source.uid} ({source.type}) has no output {connection.group!r} "
+                                f"(outputs: {known})")
+        if outputs[connection.group].type != spec.type:
+            raise ParamError(f"{connection} holds {outputs[connection.group].type.value} items but input "
+                             f"{input_name!r} of {record.uid} takes {spec.type.value}")
+        current = record.inputs.setdefault(input_name, [])
+        if spec.count_max is not None and len(current) >= spec.count_max:
+            raise ParamError(f"input {input_name!r} of {record.uid} takes at most {spec.count_max} group(s) "
+                             f"and has {len(current)}; disconnect one first")
+        if not spec.repeat_allowed and any(str(c) == str(connection) for c in current):
+            raise ParamError(f"{connection} is already connected to input {input_name!r} of {record.uid}")
+        if record.uid in _ancestors(tx, source):
+            raise ParamError(f"connecting {connection} to {record.uid} would make a cycle: {source.uid} "
+                             f"already depends on {record.uid}")
+        current.append(connection)
+        return f"input {input_name}[{len(current) - 1}] connected to {connection}"
+    return change
+
+
+def _ancestors(tx: ProjectTx, record: JobRecord) -> set[str]:
+    seen: set[str] = set()
+    todo = [c.job for conns in record.inputs.values() for c in conns]
+    while todo:
+        uid = todo.pop()
+        if uid in seen:
+            continue
+        seen.add(uid)
+        try:
+            _, parent = tx.job(uid)
+        except NotFoundError:
+            continue
+        todo += [c.job for conns in parent.inputs.values() for c in conns]
+    return seen
+
+
+def disconnect(input_name: str, index: int | None = None) -> Change:
+    """Remove one connection of an input (by index) or all of them."""
+    def change(tx: ProjectTx, record: JobRecord) -> str:
+        _editable(record, "its inputs")
+        record.spec.input(input_name)
+        current = record.inputs.get(input_name, [])
+        if index is None:
+            removed = [str(c) for c in current]
+            record.inputs.pop(input_name, None)
+        else:
+            if not 0 <= index < len(current):
+                raise ParamError(f"input {input_name!r} of {record.uid} has {len(current)} connection(s); "
+                                 f"there is no connection {index}")
+            removed = [str(current.pop(index))]
+            if not current:
+                record.inputs.pop(input_name, None)
+        return f"input {input_name} disconnected from {', '.join(removed) or 'nothing'}"
+    return change
+
+
+def transition(new: JobStatus, note: str = "") -> Change:
+    """Move a job to another status, as the lifecycle allows; the time of each status is kept."""
+    def change(tx: ProjectTx, record: JobRecord) -> str:
+        old = record.status
+        check_transition(record.uid, old, new)
+        record.status = new
+        record.status_times[new] = utc_now()
+        return f"status {old.value} → {new.value}" + (f": {note}" if note else "")
+    return change
+
+
+def mark_completed() -> Change:
+    """Accept a killed or failed job's outputs as they are."""
+    def change(tx: ProjectTx, record: JobRecord) -> str:
+        if record.status not in (JobStatus.KILLED, JobStatus.FAILED):
+            raise StatusError(f"job {record.uid} is {record.status.value}; only killed or failed jobs can be "
+                              "marked completed")
+        return transition(JobStatus.COMPLETED, "marked completed")(tx, record)
+    return change
+
+
+def clear() -> Change:
+    """Back to building: outputs and the files the job made are removed; params and inputs kept."""
+    def change(tx: ProjectTx, record: JobRecord) -> str:
+        if record.status == JobStatus.BUILDING:
+            raise StatusError(f"job {record.uid} is already building; there is nothing to clear")
+        check_transition(record.uid, record.status, JobStatus.BUILDING)
+        old = record.status
+        folder = tx.directory.path / record.uid
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if entry.name in KEEP_WHEN_CLEARED:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        record.outputs = {}
+        record.status = JobStatus.BUILDING
+        record.status_times = {JobStatus.BUILDING: utc_now()}
+        return f"cleared (was {old.value})"
+    return change
+
+
+def set_workspaces(add: list[str] = (), remove: list[str] = ()) -> Change:
+    """Put a job in more workspaces, or take it out of some (it stays in at least one)."""
+    def change(tx: ProjectTx, record: JobRecord) -> str:
+        add_uids = [f"W{parse_uid(w, 'W', 'workspace')}" for w in add]
+        remove_uids = {f"W{parse_uid(w, 'W', 'workspace')}" for w in remove}
+        tx.workspace_ids(add_uids)
+        chosen = [w for w in dict.fromkeys([*record.workspaces, *add_uids]) if w not in remove_uids]
+        if not chosen:
+            raise ParamError(f"job {record.uid} must stay in at least one workspace")
+        record.workspaces = chosen
+        return "workspaces: " + ", ".join(chosen)
+    return change
+
+
+def retitle(title: str | None = None, description: str | None = None) -> Change:
+    def change(tx: ProjectTx, record: JobRecord) -> str:
+        if title is not None:
+            record.title = title
+        if description is not None:
+            record.description = description
+        return "title/description changed"
+    return change

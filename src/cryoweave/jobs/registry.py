@@ -1,0 +1,102 @@
+"""The job types this installation knows, from the ``cryoweave.jobs`` entry point group.
+
+A lab ships job types as a pip package that declares, in its ``pyproject.toml``::
+
+    [project.entry-points."cryoweave.jobs"]
+    subset_particles = "mylab_jobs.subset:JOB"
+
+where ``JOB`` is a :class:`~cryoweave.model.JobTypeSpec`, the same data as a dict, or any
+object (a class, a module) with a ``spec`` attribute holding one. The entry point's name must
+be the job type's ``type``. A plugin that fails to import or declares an invalid spec is
+listed as broken, with the reason, and the others still load.
+
+>>> registry = Registry()
+>>> registry.register({"type": "noop", "title": "Do nothing"}).spec.title
+'Do nothing'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from cryoweave.errors import CryoweaveError, JobTypeError, NotFoundError
+from cryoweave.model.jobspec import JobTypeSpec
+
+ENTRY_POINT_GROUP = "cryoweave.jobs"
+
+
+@dataclass(frozen=True)
+class JobType:
+    """A registered job type: its spec, where it came from, and the object behind it."""
+
+    spec: JobTypeSpec
+    source: str
+    implementation: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.type
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._types: dict[str, JobType] = {}
+        self.broken: dict[str, str] = {}
+        self._loaded = False
+
+    def register(self, declaration: Any, source: str = "registered in Python") -> JobType:
+        """Add a job type from a spec, a dict, or an object with a ``spec`` attribute."""
+        spec_data = getattr(declaration, "spec", declaration)
+        spec = JobTypeSpec.parse(spec_data, source)
+        if spec.type in self._types and self._types[spec.type].source != source:
+            raise JobTypeError(f"job type {spec.type!r} from {source} is already provided by "
+                               f"{self._types[spec.type].source}")
+        job_type = JobType(spec=spec, source=source, implementation=declaration)
+        self._types[spec.type] = job_type
+        return job_type
+
+    def load_entry_points(self) -> None:
+        """Load every installed plugin's job types (once)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            source = f"{ep.dist.name if ep.dist else '?'} ({ep.value})"
+            try:
+                job_type = self.register(ep.load(), source)
+            except CryoweaveError as err:
+                self.broken[ep.name] = str(err)
+                continue
+            except Exception as err:  # a plugin's own import error: report it, keep the others
+                self.broken[ep.name] = f"{source} cannot be loaded: {type(err).__name__}: {err}"
+                continue
+            if job_type.spec.type != ep.name:
+                del self._types[job_type.spec.type]
+                self.broken[ep.name] = (f"{source}: entry point {ep.name!r} declares job type "
+                                        f"{job_type.spec.type!r}; the two names must be the same")
+
+    def types(self) -> list[JobType]:
+        self.load_entry_points()
+        return [self._types[name] for name in sorted(self._types)]
+
+    def get(self, name: str) -> JobType:
+        self.load_entry_points()
+        if name in self._types:
+            return self._types[name]
+        if name in self.broken:
+            raise JobTypeError(f"job type {name!r} is installed but broken: {self.broken[name]}")
+        known = ", ".join(sorted(self._types)) or "none installed"
+        raise NotFoundError(f"there is no job type {name!r} (job types: {known})")
+
+
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """The process-wide registry of installed job types."""
+    global _default
+    if _default is None:
+        _default = Registry()
+    return _default

@@ -1,0 +1,368 @@
+"""The store: the instance database and the project directories, kept in step.
+
+Every change runs in one database transaction that first locks its project (see
+:mod:`~cryoweave.store.database`), and writes the changed record files into the project
+directory *before* committing. So the directory is never behind the database: if the process
+dies between the two, the directory holds the newer state and attaching it recovers it.
+
+Higher layers change jobs through :meth:`Store.edit_job`, giving a function that checks and
+applies the change to the job record with the project locked: the store stays persistence only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from cryoweave.errors import NotFoundError, ParamError, StatusError
+from cryoweave.model.records import Event, JobRecord, ProjectRecord, WorkspaceRecord, utc_now
+from cryoweave.settings import Settings
+from cryoweave.store import database
+from cryoweave.store.directory import ProjectDirectory, slug
+from cryoweave.store.schema import events, instance_meta, job_workspaces, jobs, projects, workspaces
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    """A project as listed: identity, title, where it lives, whether it is archived, its size."""
+
+    uid: str
+    title: str
+    description: str
+    directory: Path
+    archived: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    jobs: int = 0
+    workspaces: int = 0
+
+    def record(self) -> ProjectRecord:
+        return ProjectRecord(uid=self.uid, title=self.title, description=self.description,
+                             created_at=self.created_at, updated_at=self.updated_at, archived=self.archived)
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """A job as listed (no parameters or connections): cheap to read for thousands of jobs."""
+
+    uid: str
+    type: str
+    title: str
+    status: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def parse_uid(uid: str, letter: str, what: str) -> int:
+    text = str(uid).strip()
+    if len(text) > 1 and text[0].upper() == letter and text[1:].isdigit() and int(text[1:]) > 0:
+        return int(text[1:])
+    raise NotFoundError(f"{uid!r} is not a {what} id; write it as {letter}1, {letter}2 ...")
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+class ProjectTx:
+    """A project locked for one transaction: reads and writes its rows and record files."""
+
+    def __init__(self, store: Store, conn: Connection, row: Any):
+        self.store, self.conn, self.row = store, conn, row
+        self.uid = f"P{row.number}"
+        self.directory = ProjectDirectory(row.directory)
+
+    def require_writable(self) -> None:
+        if self.row.archived:
+            raise StatusError(f"project {self.uid} is archived (read-only); unarchive it first")
+
+    def info(self) -> ProjectInfo:
+        return self.store._info(self.row)
+
+    def export_project(self) -> None:
+        row = self.conn.execute(select(projects).where(projects.c.id == self.row.id)).one()
+        self.directory.write_project(self.store._info(row).record())
+
+    def export_workspaces(self) -> None:
+        self.directory.write_workspaces(self.workspaces())
+
+    def workspaces(self) -> list[WorkspaceRecord]:
+        rows = self.conn.execute(select(workspaces).where(workspaces.c.project_id == self.row.id)
+                                 .order_by(workspaces.c.number)).all()
+        return [WorkspaceRecord(uid=f"W{r.number}", title=r.title, description=r.description,
+                                created_at=_aware(r.created_at), updated_at=_aware(r.updated_at)) for r in rows]
+
+    def create_workspace(self, title: str, description: str = "") -> WorkspaceRecord:
+        self.require_writable()
+        number = self.conn.execute(select(projects.c.next_workspace).where(projects.c.id == self.row.id)).scalar_one()
+        now = utc_now()
+        self.conn.execute(insert(workspaces).values(project_id=self.row.id, number=number, title=title,
+                                                    description=description, created_at=now, updated_at=now))
+        self.conn.execute(update(projects).where(projects.c.id == self.row.id).values(
+            next_workspace=number + 1, updated_at=now))
+        self.export_workspaces()
+        return next(w for w in self.workspaces() if w.uid == f"W{number}")
+
+    def workspace_ids(self, uids: list[str]) -> dict[str, int]:
+        numbers = {parse_uid(u, "W", "workspace"): u for u in uids}
+        rows = self.conn.execute(select(workspaces.c.id, workspaces.c.number).where(
+            workspaces.c.project_id == self.row.id, workspaces.c.number.in_(numbers))).all()
+        found = {f"W{r.number}": r.id for r in rows}
+        missing = [u for u in (f"W{n}" for n in numbers) if u not in found]
+        if missing:
+            raise NotFoundError(f"project {self.uid} has no workspace {missing[0]}")
+        return found
+
+    def job(self, uid: str) -> tuple[int, JobRecord]:
+        number = parse_uid(uid, "J", "job")
+        row = self.conn.execute(select(jobs.c.id, jobs.c.record).where(
+            jobs.c.project_id == self.row.id, jobs.c.number == number)).first()
+        if row is None:
+            raise NotFoundError(f"project {self.uid} has no job J{number}")
+        return row.id, JobRecord.model_validate_json(row.record)
+
+    def save_job(self, job_id: int, record: JobRecord, event: str | None = None, *, level: str = "info",
+                 data: dict | None = None) -> None:
+        """Store a changed job record (and an event about it), then write its files."""
+        record.updated_at = utc_now()
+        self.conn.execute(update(jobs).where(jobs.c.id == job_id).values(
+            type=record.type, title=record.title, status=record.status.value, updated_at=record.updated_at,
+            record=record.model_dump_json()))
+        links = self.workspace_ids(record.workspaces)
+        self.conn.execute(delete(job_workspaces).where(job_workspaces.c.job_id == job_id))
+        if links:
+            self.conn.execute(insert(job_workspaces), [{"job_id": job_id, "workspace_id": w}
+                                                       for w in links.values()])
+        self.directory.write_job(record)
+        if event is not None:
+            self.add_event(job_id, record.uid, event, level=level, data=data)
+
+    def add_event(self, job_id: int, job_uid: str, text: str, *, level: str = "info",
+                  data: dict | None = None) -> Event:
+        seq = (self.conn.execute(select(func.max(events.c.seq)).where(events.c.job_id == job_id)).scalar()
+               or 0) + 1
+        event = Event(seq=seq, time=utc_now(), level=level, text=text, data=data or {})
+        self.conn.execute(insert(events).values(job_id=job_id, seq=seq, record=event.model_dump_json()))
+        self.directory.write_events(job_uid, self.events(job_id))
+        return event
+
+    def events(self, job_id: int) -> list[Event]:
+        rows = self.conn.execute(select(events.c.record).where(events.c.job_id == job_id)
+                                 .order_by(events.c.seq)).scalars()
+        return [Event.model_validate_json(r) for r in rows]
+
+    def touch(self) -> None:
+        self.conn.execute(update(projects).where(projects.c.id == self.row.id).values(updated_at=utc_now()))
+
+
+class Store:
+    """The instance: its database (SQLite by default, PostgreSQL by URL) and its projects."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings.from_env()
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.engine = database.connect(self.settings.database_url)
+        database.upgrade(self.engine)
+        with database.transaction(self.engine) as conn:
+            self.instance_id = database.instance_id(conn)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ transactions
+    @contextmanager
+    def project(self, uid: str) -> Iterator[ProjectTx]:
+        """Lock a project for one transaction of reads and writes."""
+        number = parse_uid(uid, "P", "project")
+        with database.transaction(self.engine) as conn:
+            query = select(projects).where(projects.c.number == number)
+            if database.is_postgres(self.engine):
+                query = query.with_for_update()
+            row = conn.execute(query).first()
+            if row is None:
+                raise NotFoundError(f"there is no project P{number} on this instance "
+                                    "(cryoweave project list shows them)")
+            yield ProjectTx(self, conn, row)
+
+    def _next_number(self, conn: Connection, key: str) -> int:
+        query = select(instance_meta.c.value).where(instance_meta.c.key == key)
+        if database.is_postgres(self.engine):
+            query = query.with_for_update()
+        current = conn.execute(query).scalar()
+        if current is None:
+            conn.execute(insert(instance_meta).values(key=key, value="2"))
+            return 1
+        conn.execute(update(instance_meta).where(instance_meta.c.key == key).values(value=str(int(current) + 1)))
+        return int(current)
+
+    def _info(self, row: Any, jobs_count: int = 0, workspaces_count: int = 0) -> ProjectInfo:
+        return ProjectInfo(uid=f"P{row.number}", title=row.title, description=row.description,
+                           directory=Path(row.directory), archived=bool(row.archived),
+                           created_at=_aware(row.created_at), updated_at=_aware(row.updated_at),
+                           jobs=jobs_count, workspaces=workspaces_count)
+
+    # ------------------------------------------------------------------ projects
+    def create_project(self, title: str, container: str | Path, description: str = "") -> ProjectInfo:
+        """A new project in a new folder named after its title inside ``container``."""
+        if not title.strip():
+            raise ParamError("a project needs a title")
+        container = Path(container).expanduser().absolute()
+        container.mkdir(parents=True, exist_ok=True)
+        base = slug(title)
+        directory = container / base
+        n = 2
+        while directory.exists():
+            directory, n = container / f"{base}-{n}", n + 1
+        now = utc_now()
+        with database.transaction(self.engine) as conn:
+            number = self._next_number(conn, "next_project")
+            conn.execute(insert(projects).values(
+                number=number, title=title.strip(), description=description, directory=str(directory),
+                archived=False, next_workspace=1, next_job=1, created_at=now, updated_at=now))
+            row = conn.execute(select(projects).where(projects.c.number == number)).one()
+            folder = ProjectDirectory(directory)
+            directory.mkdir()
+            folder.write_project(self._info(row).record())
+            folder.write_workspaces([])
+            folder.write_lock(self.instance_id, str(self.settings.home), self.settings.database_display)
+        return self._info(row)
+
+    def projects(self) -> list[ProjectInfo]:
+        with self.engine.connect() as conn:
+            counts = dict(conn.execute(select(jobs.c.project_id, func.count()).group_by(jobs.c.project_id)).all())
+            spaces = dict(conn.execute(select(workspaces.c.project_id, func.count())
+                                       .group_by(workspaces.c.project_id)).all())
+            rows = conn.execute(select(projects).order_by(projects.c.number)).all()
+        return [self._info(r, counts.get(r.id, 0), spaces.get(r.id, 0)) for r in rows]
+
+    def get_project(self, uid: str) -> ProjectInfo:
+        number = parse_uid(uid, "P", "project")
+        for info in self.projects():
+            if info.uid == f"P{number}":
+                return info
+        raise NotFoundError(f"there is no project P{number} on this instance (cryoweave project list shows them)")
+
+    def update_project(self, uid: str, *, title: str | None = None, description: str | None = None,
+                       archived: bool | None = None) -> ProjectInfo:
+        with self.project(uid) as tx:
+            if archived is None or archived:  # unarchiving is the one change an archived project takes
+                tx.require_writable()
+            values: dict[str, Any] = {"updated_at": utc_now()}
+            if title is not None:
+                if not title.strip():
+                    raise ParamError("a project needs a title")
+                values["title"] = title.strip()
+            if description is not None:
+                values["description"] = description
+            if archived is not None:
+                values["archived"] = archived
+            tx.conn.execute(update(projects).where(projects.c.id == tx.row.id).values(**values))
+            tx.export_project()
+        return self.get_project(uid)
+
+    # ------------------------------------------------------------------ workspaces
+    def create_workspace(self, project: str, title: str, description: str = "") -> WorkspaceRecord:
+        with self.project(project) as tx:
+            return tx.create_workspace(title, description)
+
+    def workspaces(self, project: str) -> list[WorkspaceRecord]:
+        with self.project(project) as tx:
+            return tx.workspaces()
+
+    def update_workspace(self, project: str, workspace: str, *, title: str | None = None,
+                         description: str | None = None) -> WorkspaceRecord:
+        with self.project(project) as tx:
+            tx.require_writable()
+            ws_id = tx.workspace_ids([workspace])[f"W{parse_uid(workspace, 'W', 'workspace')}"]
+            values: dict[str, Any] = {"updated_at": utc_now()}
+            if title is not None:
+                values["title"] = title
+            if description is not None:
+                values["description"] = description
+            tx.conn.execute(update(workspaces).where(workspaces.c.id == ws_id).values(**values))
+            tx.export_workspaces()
+            return next(w for w in tx.workspaces() if w.uid == f"W{parse_uid(workspace, 'W', 'workspace')}")
+
+    # ------------------------------------------------------------------ jobs
+    def create_job(self, project: str, build: Callable[[ProjectTx, str], JobRecord]) -> JobRecord:
+        """A new job numbered in its project; ``build(tx, uid)`` makes its record (checks included)."""
+        with self.project(project) as tx:
+            tx.require_writable()
+            number = tx.row.next_job
+            record = build(tx, f"J{number}")
+            result = tx.conn.execute(insert(jobs).values(
+                project_id=tx.row.id, number=number, type=record.type, title=record.title,
+                status=record.status.value, created_at=record.created_at, updated_at=record.updated_at,
+                record=record.model_dump_json()))
+            tx.conn.execute(update(projects).where(projects.c.id == tx.row.id).values(next_job=number + 1))
+            tx.save_job(result.inserted_primary_key[0], record, f"created ({record.type})")
+            return record
+
+    def edit_job(self, project: str, job: str, change: Callable[[ProjectTx, JobRecord], str | None]) -> JobRecord:
+        """Apply ``change`` to a job with its project locked; its return value is logged as an event."""
+        with self.project(project) as tx:
+            tx.require_writable()
+            job_id, record = tx.job(job)
+            event = change(tx, record)
+            tx.save_job(job_id, record, event)
+            return record
+
+    def get_job(self, project: str, job: str) -> JobRecord:
+        with self.project(project) as tx:
+            return tx.job(job)[1]
+
+    def job_events(self, project: str, job: str) -> list[Event]:
+        with self.project(project) as tx:
+            return tx.events(tx.job(job)[0])
+
+    def jobs(self, project: str, *, workspace: str | None = None, status: str | None = None,
+             type: str | None = None) -> list[JobSummary]:
+        """The jobs of a project (optionally of one workspace, status or type), in number order."""
+        number = parse_uid(project, "P", "project")
+        query = (select(jobs.c.number, jobs.c.type, jobs.c.title, jobs.c.status, jobs.c.created_at,
+                        jobs.c.updated_at).join(projects, projects.c.id == jobs.c.project_id)
+                 .where(projects.c.number == number).order_by(jobs.c.number))
+        if status is not None:
+            query = query.where(jobs.c.status == status)
+        if type is not None:
+            query = query.where(jobs.c.type == type)
+        if workspace is not None:
+            ws = parse_uid(workspace, "W", "workspace")
+            query = (query.join(job_workspaces, job_workspaces.c.job_id == jobs.c.id)
+                     .join(workspaces, workspaces.c.id == job_workspaces.c.workspace_id)
+                     .where(workspaces.c.number == ws))
+        with self.engine.connect() as conn:
+            if conn.execute(select(projects.c.id).where(projects.c.number == number)).first() is None:
+                raise NotFoundError(f"there is no project P{number} on this instance")
+            rows = conn.execute(query).all()
+        return [JobSummary(uid=f"J{r.number}", type=r.type, title=r.title, status=r.status,
+                           created_at=_aware(r.created_at), updated_at=_aware(r.updated_at)) for r in rows]
+
+    # ------------------------------------------------------------------ removing projects
+    def forget_project(self, project: str, *, delete_files: bool) -> Path:
+        """Remove a project from the instance (its rows); optionally delete its directory too."""
+        with self.project(project) as tx:
+            active = tx.conn.execute(select(jobs.c.number).where(
+                jobs.c.project_id == tx.row.id, jobs.c.status.in_(["queued", "launched", "started", "running",
+                                                                   "waiting"]))).scalars().all()
+            if active:
+                raise StatusError(f"project {tx.uid} has active jobs ({', '.join(f'J{n}' for n in active)}); "
+                                  "kill or finish them first")
+            directory = tx.directory
+            if not delete_files:
+                tx.export_project()
+                tx.export_workspaces()
+            tx.conn.execute(delete(projects).where(projects.c.id == tx.row.id))
+        # Only once the rows are gone: a failed commit must leave the files and the lock as they were.
+        if delete_files:
+            shutil.rmtree(directory.path, ignore_errors=True)
+        else:
+            directory.remove_lock()
+        return directory.path
