@@ -1,0 +1,91 @@
+"""Job types from plugins: the ``cryoweave.jobs`` entry point group, as a lab's pip package declares it."""
+
+from __future__ import annotations
+
+import importlib
+import textwrap
+
+import pytest
+
+from cryoweave.errors import JobTypeError, NotFoundError
+from cryoweave.jobs import ENTRY_POINT_GROUP, Registry
+from cryoweave.model import JobTypeSpec
+
+
+def install_plugin(root, name, entry_points: dict[str, str], modules: dict[str, str]):
+    """Lay out a package and its dist-info the way pip installs them, under ``root``."""
+    for module, source in modules.items():
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    lines = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{lines}\n")
+
+
+@pytest.fixture
+def plugins(tmp_path, monkeypatch):
+    install_plugin(tmp_path, "mylab-jobs", {
+        "subset_particles": "mylab_subset:JOB",
+        "pick_blobs": "mylab_pick:PickBlobs",
+        "broken_import": "mylab_broken:JOB",
+        "bad_spec": "mylab_bad:JOB",
+        "misnamed": "mylab_subset:OTHER",
+    }, {
+        "mylab_subset": '''
+            from cryoweave.model import JobTypeSpec
+            JOB = JobTypeSpec.parse({"type": "subset_particles", "title": "Subset particles",
+                                     "inputs": [{"name": "particles", "type": "particle", "slots": ["blob"]}],
+                                     "params": [{"name": "fraction", "type": "number", "default": 0.5}]})
+            OTHER = {"type": "something_else", "title": "Other"}
+        ''',
+        "mylab_pick": '''
+            class PickBlobs:
+                spec = {"type": "pick_blobs", "title": "Pick blobs", "category": "picking",
+                        "outputs": [{"name": "particles", "type": "particle", "slots": ["location"]}]}
+                def run(self, ctx):
+                    raise NotImplementedError
+        ''',
+        "mylab_broken": "raise ImportError('needs torch')\n",
+        "mylab_bad": "JOB = {'type': 'bad_spec', 'title': 'Bad', 'inputs': [{'name': 'p', 'type': 'particles'}]}\n",
+    })
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    return tmp_path
+
+
+def test_plugins_are_found_through_entry_points(plugins):
+    registry = Registry()
+    types = {t.name: t for t in registry.types()}
+    assert {"subset_particles", "pick_blobs"} <= set(types)
+    assert types["subset_particles"].spec.param("fraction").default == 0.5
+    assert types["pick_blobs"].spec.category == "picking"
+    assert "mylab-jobs" in types["pick_blobs"].source and "mylab_pick:PickBlobs" in types["pick_blobs"].source
+    assert hasattr(types["pick_blobs"].implementation, "run")  # the object behind the spec is kept
+
+
+def test_broken_plugins_are_reported_and_do_not_stop_the_others(plugins):
+    registry = Registry()
+    registry.types()
+    assert "ImportError: needs torch" in registry.broken["broken_import"]
+    assert "Input should be 'exposure'" in registry.broken["bad_spec"]
+    assert "declares job type 'something_else'; the two names must be the same" in registry.broken["misnamed"]
+    assert "something_else" not in {t.name for t in registry.types()}
+    with pytest.raises(JobTypeError, match=r"job type 'broken_import' is installed but broken: .*needs torch"):
+        registry.get("broken_import")
+    with pytest.raises(NotFoundError, match=r"no job type 'nope' .job types: .*pick_blobs, subset_particles"):
+        registry.get("nope")
+
+
+def test_registering_in_python():
+    registry = Registry()
+    registry._loaded = True  # no plugins in this test
+    spec = JobTypeSpec.parse({"type": "noop", "title": "Do nothing"})
+    assert registry.register(spec).spec is spec
+    assert registry.register({"type": "noop2", "title": "Also nothing"}).name == "noop2"
+    registry.register(spec)  # the same source again: replaces itself
+    with pytest.raises(JobTypeError, match="already provided by registered in Python"):
+        registry.register(spec, "another package")
+    with pytest.raises(JobTypeError, match="is not valid"):
+        registry.register({"type": "x"})
+    assert [t.name for t in registry.types()] == ["noop", "noop2"]
