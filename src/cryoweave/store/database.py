@@ -36,7 +36,7 @@ def connect(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "isolation_level": None})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise StoreError(f"database {parsed.get_backend_name()!r} is not supported; use SQLite or PostgreSQL")
@@ -44,6 +44,12 @@ def connect(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     except (NoSuchModuleError, ModuleNotFoundError) as err:
         raise StoreError(f"cannot use {parsed.render_as_string(hide_password=True)}: {err}") from None
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # Writers take SQLite's write lock at once, so their reads see the state they will change;
+    # readers (WAL) run beside them without it.
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("cryoweave_read") else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -70,7 +76,7 @@ def upgrade(engine: Engine) -> None:
     head = ScriptDirectory.from_config(config).get_current_head()
     try:
         with engine.connect() as conn:
-            if MigrationContext.configure(conn).get_current_revision() == head:
+            if MigrationContext.configure(conn.execution_options(cryoweave_read=True)).get_current_revision() == head:
                 return
         with engine.begin() as conn:
             config.attributes["connection"] = conn
@@ -89,14 +95,15 @@ def instance_id(conn: Connection) -> str:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
-    """One write transaction (committed on success, rolled back on any error)."""
+def transaction(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
+    """One transaction, committed on success and rolled back on any error; ``write=False`` for reads."""
     try:
-        with engine.begin() as conn:
-            yield conn
+        with engine.connect() as conn:
+            if not write:
+                conn = conn.execution_options(cryoweave_read=True)
+            with conn.begin():
+                yield conn
     except OperationalError as err:
         raise StoreError(f"database error: {err.orig}") from None
     except SQLAlchemyError as err:
-        if isinstance(err, OperationalError):
-            raise
         raise StoreError(f"database error: {err}") from None

@@ -178,12 +178,12 @@ class Store:
 
     # ------------------------------------------------------------------ transactions
     @contextmanager
-    def project(self, uid: str) -> Iterator[ProjectTx]:
-        """Lock a project for one transaction of reads and writes."""
+    def project(self, uid: str, *, write: bool = True) -> Iterator[ProjectTx]:
+        """A project for one transaction: locked for writing, or as it stands for reading."""
         number = parse_uid(uid, "P", "project")
-        with database.transaction(self.engine) as conn:
+        with database.transaction(self.engine, write=write) as conn:
             query = select(projects).where(projects.c.number == number)
-            if database.is_postgres(self.engine):
+            if write and database.is_postgres(self.engine):
                 query = query.with_for_update()
             row = conn.execute(query).first()
             if row is None:
@@ -235,7 +235,7 @@ class Store:
         return self._info(row)
 
     def projects(self) -> list[ProjectInfo]:
-        with self.engine.connect() as conn:
+        with database.transaction(self.engine, write=False) as conn:
             counts = dict(conn.execute(select(jobs.c.project_id, func.count()).group_by(jobs.c.project_id)).all())
             spaces = dict(conn.execute(select(workspaces.c.project_id, func.count())
                                        .group_by(workspaces.c.project_id)).all())
@@ -273,7 +273,7 @@ class Store:
             return tx.create_workspace(title, description)
 
     def workspaces(self, project: str) -> list[WorkspaceRecord]:
-        with self.project(project) as tx:
+        with self.project(project, write=False) as tx:
             return tx.workspaces()
 
     def update_workspace(self, project: str, workspace: str, *, title: str | None = None,
@@ -315,11 +315,11 @@ class Store:
             return record
 
     def get_job(self, project: str, job: str) -> JobRecord:
-        with self.project(project) as tx:
+        with self.project(project, write=False) as tx:
             return tx.job(job)[1]
 
     def job_events(self, project: str, job: str) -> list[Event]:
-        with self.project(project) as tx:
+        with self.project(project, write=False) as tx:
             return tx.events(tx.job(job)[0])
 
     def jobs(self, project: str, *, workspace: str | None = None, status: str | None = None,
@@ -338,7 +338,7 @@ class Store:
             query = (query.join(job_workspaces, job_workspaces.c.job_id == jobs.c.id)
                      .join(workspaces, workspaces.c.id == job_workspaces.c.workspace_id)
                      .where(workspaces.c.number == ws))
-        with self.engine.connect() as conn:
+        with database.transaction(self.engine, write=False) as conn:
             if conn.execute(select(projects.c.id).where(projects.c.number == number)).first() is None:
                 raise NotFoundError(f"there is no project P{number} on this instance")
             rows = conn.execute(query).all()
