@@ -320,3 +320,54 @@ def test_instance_info(inst, tmp_path):
     assert info["projects"] == 1 and info["jobs"] == 2
     assert info["job_types"] == ["import_particles", "import_volume", "join_particles", "subset_particles"]
     assert len(info["instance_id"]) == 32 and "password" not in info["database"]
+
+
+def test_schema_head_constant_matches_the_migrations(database_url, tmp_path):
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from cryoweave.store import database
+
+    config = Config()
+    config.set_main_option("script_location", str(database.MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == database.HEAD
+    engine = database.connect(database_url)
+    assert database.current_revision(engine) is None
+    database.upgrade(engine)
+    assert database.current_revision(engine) == database.HEAD
+    first = database.instance_id(engine)
+    assert database.instance_id(engine) == first  # made once, then read
+    engine.dispose()
+
+
+def test_a_taken_over_project_is_read_only_for_its_old_holder(inst, tmp_path, registry, database_url, request):
+    p = _populated(inst, tmp_path)
+    with Instance(home=tmp_path / "home2", database_url=_second_database(database_url, request, tmp_path),
+                  registry=registry) as second:
+        q = second.attach(p.directory, take_over=True)
+        for action in (lambda: p.rename("X"), lambda: p.create_job("import_particles", workspace="W1"),
+                       lambda: p.job("J2").set_param("fraction", 0.1), lambda: p.create_workspace("W")):
+            with pytest.raises(AttachError, match=r"is now held by instance .*can only detach it"):
+                action()
+        with pytest.raises(AttachError, match="held by another instance; it is not deleted"):
+            p.delete()
+        p.detach()  # drops it from the first instance, leaves the directory and the new lock alone
+        assert ProjectDirectory(q.directory).read_lock().instance_id == second.store.instance_id
+        assert q.title == "Imported: Apoferritin"
+        q.rename("Mine now")
+    assert inst.projects() == []
+
+
+def test_bad_homes_and_folders_are_one_line_errors(tmp_path, database_url, registry):
+    (tmp_path / "file").write_text("x")
+    from cryoweave.errors import StoreError
+    with pytest.raises(StoreError, match=r"cannot use .*file/home as the cryoweave home"):
+        Instance(home=tmp_path / "file" / "home", database_url=database_url, registry=registry)
+    with Instance(home=tmp_path / "home", database_url=database_url, registry=registry) as inst:
+        with pytest.raises(ParamError, match=r"cannot make the project folder in .*file/sub"):
+            inst.create_project("X", tmp_path / "file" / "sub")
+        with pytest.raises(ParamError, match="is not a directory"):
+            inst.create_project("X", tmp_path / "file")
+        p = inst.create_project("X", tmp_path / "ok")
+        with pytest.raises(ParamError, match="needs a title"):
+            p.create_workspace(" ")

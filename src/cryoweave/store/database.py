@@ -15,12 +15,15 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from cryoweave.errors import StoreError
 from cryoweave.store.schema import instance_meta
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD = "0001"
+"""The newest migration (a test checks it against ``migrations/versions``): when the database is
+already there, opening it costs one query instead of loading Alembic."""
 BUSY_TIMEOUT_MS = 60_000
 
 
@@ -64,33 +67,52 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+def current_revision(engine: Engine) -> str | None:
+    """The migration the database is at (None for an empty database)."""
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(cryoweave_read=True)
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    except (OperationalError, ProgrammingError):
+        return None
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration (creating it in an empty database)."""
+    if current_revision(engine) == HEAD:
+        return
     from alembic import command
     from alembic.config import Config
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    head = ScriptDirectory.from_config(config).get_current_head()
     try:
-        with engine.connect() as conn:
-            if MigrationContext.configure(conn.execution_options(cryoweave_read=True)).get_current_revision() == head:
-                return
         with engine.begin() as conn:
+            first_use_lock(conn)
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     except OperationalError as err:
-        raise StoreError(f"cannot open the database: {err.orig}") from None
+        raise StoreError(f"cannot open the database: {one_line(err.orig)}") from None
 
 
-def instance_id(conn: Connection) -> str:
+def first_use_lock(conn: Connection) -> None:
+    """Serialise the setup of a new database between processes (SQLite's write lock already does)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7209514)")
+
+
+def instance_id(engine: Engine) -> str:
     """This instance's identity, created with the database: it names the holder in project locks."""
-    value = conn.execute(select(instance_meta.c.value).where(instance_meta.c.key == "instance_id")).scalar()
+    query = select(instance_meta.c.value).where(instance_meta.c.key == "instance_id")
+    with transaction(engine, write=False) as conn:
+        value = conn.execute(query).scalar()
     if value is None:
-        value = uuid.uuid4().hex
-        conn.execute(instance_meta.insert().values(key="instance_id", value=value))
+        with transaction(engine) as conn:
+            first_use_lock(conn)
+            value = conn.execute(query).scalar()
+            if value is None:
+                value = uuid.uuid4().hex
+                conn.execute(instance_meta.insert().values(key="instance_id", value=value))
     return value
 
 
@@ -104,6 +126,11 @@ def transaction(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
             with conn.begin():
                 yield conn
     except OperationalError as err:
-        raise StoreError(f"database error: {err.orig}") from None
+        raise StoreError(f"database error: {one_line(err.orig)}") from None
     except SQLAlchemyError as err:
-        raise StoreError(f"database error: {err}") from None
+        raise StoreError(f"database error: {one_line(err)}") from None
+
+
+def one_line(error: object) -> str:
+    """A driver's message on one line (psycopg's span several)."""
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())

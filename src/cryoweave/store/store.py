@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from cryoweave.errors import NotFoundError, ParamError, StatusError
+from cryoweave.errors import AttachError, NotFoundError, ParamError, RecordError, StatusError, StoreError
 from cryoweave.model.records import Event, JobRecord, ProjectRecord, WorkspaceRecord, utc_now
 from cryoweave.settings import Settings
 from cryoweave.store import database
@@ -82,6 +82,26 @@ class ProjectTx:
     def require_writable(self) -> None:
         if self.row.archived:
             raise StatusError(f"project {self.uid} is archived (read-only); unarchive it first")
+        self.require_held()
+
+    def holds_directory(self) -> bool:
+        """Whether this instance holds the project's directory (its lock names this instance)."""
+        try:
+            lock = self.directory.read_lock()
+        except RecordError:
+            return False
+        return lock is None or lock.instance_id == self.store.instance_id
+
+    def require_held(self) -> None:
+        """Refuse to write into a directory another instance has taken over (its lock says so)."""
+        if not self.directory.path.is_dir():
+            raise AttachError(f"project {self.uid}'s directory {self.directory.path} is missing; attach it from "
+                              f"where it is now, or detach {self.uid} (cryoweave project detach {self.uid})")
+        if not self.holds_directory():
+            lock = self.directory.read_lock()
+            holder = lock.describe() if lock else "another instance (its lock file is unreadable)"
+            raise AttachError(f"project {self.uid}'s directory {self.directory.path} is now held by {holder}; "
+                              f"this instance can only detach it (cryoweave project detach {self.uid})")
 
     def info(self) -> ProjectInfo:
         return self.store._info(self.row)
@@ -101,6 +121,8 @@ class ProjectTx:
 
     def create_workspace(self, title: str, description: str = "") -> WorkspaceRecord:
         self.require_writable()
+        if not title.strip():
+            raise ParamError("a workspace needs a title")
         number = self.conn.execute(select(projects.c.next_workspace).where(projects.c.id == self.row.id)).scalar_one()
         now = utc_now()
         self.conn.execute(insert(workspaces).values(project_id=self.row.id, number=number, title=title,
@@ -167,11 +189,14 @@ class Store:
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings.from_env()
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        try:
+            self.settings.home.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot use {self.settings.home} as the cryoweave home (CRYOWEAVE_HOME): "
+                             f"{err.strerror or err}") from None
         self.engine = database.connect(self.settings.database_url)
         database.upgrade(self.engine)
-        with database.transaction(self.engine) as conn:
-            self.instance_id = database.instance_id(conn)
+        self.instance_id = database.instance_id(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -214,7 +239,12 @@ class Store:
         if not title.strip():
             raise ParamError("a project needs a title")
         container = Path(container).expanduser().absolute()
-        container.mkdir(parents=True, exist_ok=True)
+        if container.exists() and not container.is_dir():
+            raise ParamError(f"{container} is not a directory; name the folder the project goes into")
+        try:
+            container.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ParamError(f"cannot make the project folder in {container}: {err.strerror or err}") from None
         base = slug(title)
         directory = container / base
         n = 2
@@ -234,26 +264,36 @@ class Store:
             folder.write_lock(self.instance_id, str(self.settings.home), self.settings.database_display)
         return self._info(row)
 
-    def projects(self) -> list[ProjectInfo]:
+    def projects(self, number: int | None = None) -> list[ProjectInfo]:
+        """The instance's projects (or the one numbered ``number``) with their job and workspace counts."""
+        jobs_q = select(jobs.c.project_id, func.count()).group_by(jobs.c.project_id)
+        spaces_q = select(workspaces.c.project_id, func.count()).group_by(workspaces.c.project_id)
+        rows_q = select(projects).order_by(projects.c.number)
+        if number is not None:
+            rows_q = rows_q.where(projects.c.number == number)
+            only = select(projects.c.id).where(projects.c.number == number).scalar_subquery()
+            jobs_q, spaces_q = jobs_q.where(jobs.c.project_id == only), spaces_q.where(workspaces.c.project_id == only)
         with database.transaction(self.engine, write=False) as conn:
-            counts = dict(conn.execute(select(jobs.c.project_id, func.count()).group_by(jobs.c.project_id)).all())
-            spaces = dict(conn.execute(select(workspaces.c.project_id, func.count())
-                                       .group_by(workspaces.c.project_id)).all())
-            rows = conn.execute(select(projects).order_by(projects.c.number)).all()
+            counts = dict(conn.execute(jobs_q).all())
+            spaces = dict(conn.execute(spaces_q).all())
+            rows = conn.execute(rows_q).all()
         return [self._info(r, counts.get(r.id, 0), spaces.get(r.id, 0)) for r in rows]
 
     def get_project(self, uid: str) -> ProjectInfo:
         number = parse_uid(uid, "P", "project")
-        for info in self.projects():
-            if info.uid == f"P{number}":
-                return info
-        raise NotFoundError(f"there is no project P{number} on this instance (cryoweave project list shows them)")
+        found = self.projects(number)
+        if not found:
+            raise NotFoundError(f"there is no project P{number} on this instance "
+                                "(cryoweave project list shows them)")
+        return found[0]
 
     def update_project(self, uid: str, *, title: str | None = None, description: str | None = None,
                        archived: bool | None = None) -> ProjectInfo:
         with self.project(uid) as tx:
             if archived is None or archived:  # unarchiving is the one change an archived project takes
                 tx.require_writable()
+            else:
+                tx.require_held()
             values: dict[str, Any] = {"updated_at": utc_now()}
             if title is not None:
                 if not title.strip():
@@ -283,7 +323,9 @@ class Store:
             ws_id = tx.workspace_ids([workspace])[f"W{parse_uid(workspace, 'W', 'workspace')}"]
             values: dict[str, Any] = {"updated_at": utc_now()}
             if title is not None:
-                values["title"] = title
+                if not title.strip():
+                    raise ParamError("a workspace needs a title")
+                values["title"] = title.strip()
             if description is not None:
                 values["description"] = description
             tx.conn.execute(update(workspaces).where(workspaces.c.id == ws_id).values(**values))
@@ -356,13 +398,19 @@ class Store:
                 raise StatusError(f"project {tx.uid} has active jobs ({', '.join(f'J{n}' for n in active)}); "
                                   "kill or finish them first")
             directory = tx.directory
-            if not delete_files:
+            present = directory.path.is_dir()
+            held = present and tx.holds_directory()
+            if delete_files and present and not held:
+                raise AttachError(f"project {tx.uid}'s directory is held by another instance; it is not "
+                                  f"deleted. Detach {tx.uid} here instead (cryoweave project detach {tx.uid})")
+            if held and not delete_files:
                 tx.export_project()
                 tx.export_workspaces()
             tx.conn.execute(delete(projects).where(projects.c.id == tx.row.id))
-        # Only once the rows are gone: a failed commit must leave the files and the lock as they were.
-        if delete_files:
+        # Only once the rows are gone: a failed commit must leave the files and the lock as they were;
+        # and a directory another instance now holds is left to it.
+        if delete_files and present:
             shutil.rmtree(directory.path, ignore_errors=True)
-        else:
+        elif held:
             directory.remove_lock()
         return directory.path
