@@ -11,6 +11,10 @@ import sys
 import typer
 
 from cryoweave.cli.dataset import app as dataset_app
+from cryoweave.cli.instance import app as instance_app
+from cryoweave.cli.job import app as job_app
+from cryoweave.cli.project import app as project_app
+from cryoweave.cli.workspace import app as workspace_app
 from cryoweave.errors import CryoweaveError
 
 app = typer.Typer(
@@ -21,6 +25,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(instance_app, name="instance")
+app.add_typer(project_app, name="project")
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(job_app, name="job")
 app.add_typer(dataset_app, name="dataset")
 
 
