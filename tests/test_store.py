@@ -252,6 +252,44 @@ def _second_database(database_url, request, tmp_path):
     return request.getfixturevalue("postgres_server").create_database(f"second_{uuid.uuid4().hex[:12]}")
 
 
+def _chain(inst, tmp_path):
+    """J1 import -> J2 subset -> J3 subset -> J4 subset: J2 cannot take J4's output."""
+    p = inst.create_project("Chain", tmp_path / "projects")
+    p.create_job("import_particles")
+    for n in (1, 2, 3):
+        p.create_job("subset_particles").connect("particles", f"J{n}.particles")
+    p.job("J2").disconnect("particles")
+    return p
+
+
+def test_ancestry_is_known_after_attach(inst, tmp_path, registry, database_url, request):
+    p = _chain(inst, tmp_path)
+    with pytest.raises(ParamError, match="would make a cycle: J4 already depends on J2"):
+        p.job("J2").connect("particles", "J4.particles")
+    directory = p.detach()
+    with Instance(home=tmp_path / "home2", database_url=_second_database(database_url, request, tmp_path),
+                  registry=registry) as second:
+        q = second.attach(directory)
+        with pytest.raises(ParamError, match="would make a cycle: J4 already depends on J2"):
+            q.job("J2").connect("particles", "J4.particles")
+        q.job("J2").connect("particles", "J1.particles")  # not a cycle
+
+
+def test_upgrading_from_the_first_schema_fills_job_ancestry(tmp_path, database_url, registry):
+    from cryoweave.store import database
+
+    with Instance(home=tmp_path / "home", database_url=database_url, registry=registry) as inst:
+        _chain(inst, tmp_path)
+        with inst.store.engine.begin() as conn:  # back to schema 0001, as an older cryoweave left it
+            conn.exec_driver_sql("DROP TABLE job_parents")
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
+    with Instance(home=tmp_path / "home", database_url=database_url, registry=registry) as inst:
+        assert database.current_revision(inst.store.engine) == database.HEAD
+        p = inst.project("P1")
+        with pytest.raises(ParamError, match="would make a cycle: J4 already depends on J2"):
+            p.job("J2").connect("particles", "J4.particles")
+
+
 def test_a_locked_project_needs_take_over(inst, tmp_path, registry, database_url, request):
     p = _populated(inst, tmp_path)
     copy = shutil.copytree(p.directory, tmp_path / "copy")  # still names the first instance in its lock

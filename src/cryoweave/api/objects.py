@@ -21,7 +21,7 @@ from cryoweave.model.records import Connection, Event, JobRecord, OutputGroup, W
 from cryoweave.model.status import JobStatus
 from cryoweave.settings import Settings
 from cryoweave.store import ProjectInfo, Store, attach, detach
-from cryoweave.store.store import JobSummary, parse_uid
+from cryoweave.store.transaction import JobSummary, parse_uid
 
 
 class Instance:

@@ -20,7 +20,7 @@ from cryoweave.errors import NotFoundError, ParamError, StatusError
 from cryoweave.model.jobspec import JobTypeSpec
 from cryoweave.model.records import Connection, JobRecord, utc_now
 from cryoweave.model.status import JobStatus, check_transition
-from cryoweave.store.store import ProjectTx, parse_uid
+from cryoweave.store.transaction import ProjectTx, parse_uid
 
 Change = Callable[[ProjectTx, JobRecord], str | None]
 
@@ -101,28 +101,12 @@ def connect(input_name: str, address: str) -> Change:
                              f"and has {len(current)}; disconnect one first")
         if not spec.repeat_allowed and any(str(c) == str(connection) for c in current):
             raise ParamError(f"{connection} is already connected to input {input_name!r} of {record.uid}")
-        if record.uid in _ancestors(tx, source):
+        if record.uid == source.uid or record.uid in tx.ancestors(source):
             raise ParamError(f"connecting {connection} to {record.uid} would make a cycle: {source.uid} "
                              f"already depends on {record.uid}")
         current.append(connection)
         return f"input {input_name}[{len(current) - 1}] connected to {connection}"
     return change
-
-
-def _ancestors(tx: ProjectTx, record: JobRecord) -> set[str]:
-    seen: set[str] = set()
-    todo = [c.job for conns in record.inputs.values() for c in conns]
-    while todo:
-        uid = todo.pop()
-        if uid in seen:
-            continue
-        seen.add(uid)
-        try:
-            _, parent = tx.job(uid)
-        except NotFoundError:
-            continue
-        todo += [c.job for conns in parent.inputs.values() for c in conns]
-    return seen
 
 
 def disconnect(input_name: str, index: int | None = None) -> Change:

@@ -2,7 +2,8 @@
 
 from cryoweave.store.attach import attach, detach, read_project_files
 from cryoweave.store.directory import ProjectDirectory
-from cryoweave.store.store import JobSummary, ProjectInfo, ProjectTx, Store
+from cryoweave.store.store import Store
+from cryoweave.store.transaction import JobSummary, ProjectInfo, ProjectTx
 
 __all__ = ["JobSummary", "ProjectDirectory", "ProjectInfo", "ProjectTx", "Store", "attach", "detach",
            "read_project_files"]

@@ -20,8 +20,9 @@ from cryoweave.errors import AttachError, RecordError
 from cryoweave.model.records import Event, JobRecord, ProjectRecord, WorkspaceRecord, utc_now
 from cryoweave.store import database
 from cryoweave.store.directory import ProjectDirectory
-from cryoweave.store.schema import events, job_workspaces, jobs, projects, workspaces
-from cryoweave.store.store import ProjectInfo, Store
+from cryoweave.store.schema import events, job_parents, job_workspaces, jobs, projects, workspaces
+from cryoweave.store.store import Store
+from cryoweave.store.transaction import ProjectInfo, input_parents, project_info
 
 IMPORTED = "Imported: "
 
@@ -79,7 +80,7 @@ def attach(store: Store, path: str | os.PathLike, *, take_over: bool = False) ->
 
 
 def _import(store: Store, conn, where: Path, content: ProjectFiles) -> ProjectInfo:
-    number = store._next_number(conn, "next_project")
+    number = store.next_number(conn, "next_project")
     title = content.project.title
     title = title if title.startswith(IMPORTED) else IMPORTED + title
     now = utc_now()
@@ -106,12 +107,16 @@ def _import(store: Store, conn, where: Path, content: ProjectFiles) -> ProjectIn
                  for r in content.jobs for w in r.workspaces]
         if links:
             conn.execute(insert(job_workspaces), links)
+        edges = {(r.number, parent) for r in content.jobs for parent in input_parents(r)}
+        if edges:
+            conn.execute(insert(job_parents), [{"project_id": project_id, "child": c, "parent": p}
+                                               for c, p in sorted(edges)])
         rows = [{"job_id": job_ids[r.number], "seq": e.seq, "record": e.model_dump_json()}
                 for r in content.jobs for e in content.events.get(r.uid, [])]
         if rows:
             conn.execute(insert(events), rows)
     row = conn.execute(select(projects).where(projects.c.id == project_id)).one()
-    return store._info(row, len(content.jobs), len(content.workspaces))
+    return project_info(row, len(content.jobs), len(content.workspaces))
 
 
 def detach(store: Store, project: str) -> Path:

@@ -77,6 +77,15 @@ job_workspaces = Table(
     Index("ix_job_workspaces_workspace", "workspace_id"),
 )
 
+job_parents = Table(
+    "job_parents", metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("child", Integer, primary_key=True),
+    Column("parent", Integer, primary_key=True),
+    Index("ix_job_parents_parent", "project_id", "parent"),
+)
+"""The jobs each job takes inputs from (by number), so ancestry is one recursive query."""
+
 events = Table(
     "events", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

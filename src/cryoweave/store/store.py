@@ -11,177 +11,23 @@ applies the change to the job record with the project locked: the store stays pe
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from cryoweave.errors import AttachError, NotFoundError, ParamError, RecordError, StatusError, StoreError
-from cryoweave.model.records import Event, JobRecord, ProjectRecord, WorkspaceRecord, utc_now
+from cryoweave.errors import AttachError, NotFoundError, ParamError, StatusError, StoreError
+from cryoweave.model.records import Event, JobRecord, WorkspaceRecord, utc_now
 from cryoweave.settings import Settings
 from cryoweave.store import database
 from cryoweave.store.directory import ProjectDirectory, slug
-from cryoweave.store.schema import events, instance_meta, job_workspaces, jobs, projects, workspaces
-
-
-@dataclass(frozen=True)
-class ProjectInfo:
-    """A project as listed: identity, title, where it lives, whether it is archived, its size."""
-
-    uid: str
-    title: str
-    description: str
-    directory: Path
-    archived: bool
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    jobs: int = 0
-    workspaces: int = 0
-
-    def record(self) -> ProjectRecord:
-        return ProjectRecord(uid=self.uid, title=self.title, description=self.description,
-                             created_at=self.created_at, updated_at=self.updated_at, archived=self.archived)
-
-
-@dataclass(frozen=True)
-class JobSummary:
-    """A job as listed (no parameters or connections): cheap to read for thousands of jobs."""
-
-    uid: str
-    type: str
-    title: str
-    status: str
-    created_at: dt.datetime
-    updated_at: dt.datetime
-
-
-def parse_uid(uid: str, letter: str, what: str) -> int:
-    text = str(uid).strip()
-    if len(text) > 1 and text[0].upper() == letter and text[1:].isdigit() and int(text[1:]) > 0:
-        return int(text[1:])
-    raise NotFoundError(f"{uid!r} is not a {what} id; write it as {letter}1, {letter}2 ...")
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-class ProjectTx:
-    """A project locked for one transaction: reads and writes its rows and record files."""
-
-    def __init__(self, store: Store, conn: Connection, row: Any):
-        self.store, self.conn, self.row = store, conn, row
-        self.uid = f"P{row.number}"
-        self.directory = ProjectDirectory(row.directory)
-
-    def require_writable(self) -> None:
-        if self.row.archived:
-            raise StatusError(f"project {self.uid} is archived (read-only); unarchive it first")
-        self.require_held()
-
-    def holds_directory(self) -> bool:
-        """Whether this instance holds the project's directory (its lock names this instance)."""
-        try:
-            lock = self.directory.read_lock()
-        except RecordError:
-            return False
-        return lock is None or lock.instance_id == self.store.instance_id
-
-    def require_held(self) -> None:
-        """Refuse to write into a directory another instance has taken over (its lock says so)."""
-        if not self.directory.path.is_dir():
-            raise AttachError(f"project {self.uid}'s directory {self.directory.path} is missing; attach it from "
-                              f"where it is now, or detach {self.uid} (cryoweave project detach {self.uid})")
-        if not self.holds_directory():
-            lock = self.directory.read_lock()
-            holder = lock.describe() if lock else "another instance (its lock file is unreadable)"
-            raise AttachError(f"project {self.uid}'s directory {self.directory.path} is now held by {holder}; "
-                              f"this instance can only detach it (cryoweave project detach {self.uid})")
-
-    def info(self) -> ProjectInfo:
-        return self.store._info(self.row)
-
-    def export_project(self) -> None:
-        row = self.conn.execute(select(projects).where(projects.c.id == self.row.id)).one()
-        self.directory.write_project(self.store._info(row).record())
-
-    def export_workspaces(self) -> None:
-        self.directory.write_workspaces(self.workspaces())
-
-    def workspaces(self) -> list[WorkspaceRecord]:
-        rows = self.conn.execute(select(workspaces).where(workspaces.c.project_id == self.row.id)
-                                 .order_by(workspaces.c.number)).all()
-        return [WorkspaceRecord(uid=f"W{r.number}", title=r.title, description=r.description,
-                                created_at=_aware(r.created_at), updated_at=_aware(r.updated_at)) for r in rows]
-
-    def create_workspace(self, title: str, description: str = "") -> WorkspaceRecord:
-        self.require_writable()
-        if not title.strip():
-            raise ParamError("a workspace needs a title")
-        number = self.conn.execute(select(projects.c.next_workspace).where(projects.c.id == self.row.id)).scalar_one()
-        now = utc_now()
-        self.conn.execute(insert(workspaces).values(project_id=self.row.id, number=number, title=title,
-                                                    description=description, created_at=now, updated_at=now))
-        self.conn.execute(update(projects).where(projects.c.id == self.row.id).values(
-            next_workspace=number + 1, updated_at=now))
-        self.export_workspaces()
-        return next(w for w in self.workspaces() if w.uid == f"W{number}")
-
-    def workspace_ids(self, uids: list[str]) -> dict[str, int]:
-        numbers = {parse_uid(u, "W", "workspace"): u for u in uids}
-        rows = self.conn.execute(select(workspaces.c.id, workspaces.c.number).where(
-            workspaces.c.project_id == self.row.id, workspaces.c.number.in_(numbers))).all()
-        found = {f"W{r.number}": r.id for r in rows}
-        missing = [u for u in (f"W{n}" for n in numbers) if u not in found]
-        if missing:
-            raise NotFoundError(f"project {self.uid} has no workspace {missing[0]}")
-        return found
-
-    def job(self, uid: str) -> tuple[int, JobRecord]:
-        number = parse_uid(uid, "J", "job")
-        row = self.conn.execute(select(jobs.c.id, jobs.c.record).where(
-            jobs.c.project_id == self.row.id, jobs.c.number == number)).first()
-        if row is None:
-            raise NotFoundError(f"project {self.uid} has no job J{number}")
-        return row.id, JobRecord.model_validate_json(row.record)
-
-    def save_job(self, job_id: int, record: JobRecord, event: str | None = None, *, level: str = "info",
-                 data: dict | None = None) -> None:
-        """Store a changed job record (and an event about it), then write its files."""
-        record.updated_at = utc_now()
-        self.conn.execute(update(jobs).where(jobs.c.id == job_id).values(
-            type=record.type, title=record.title, status=record.status.value, updated_at=record.updated_at,
-            record=record.model_dump_json()))
-        links = self.workspace_ids(record.workspaces)
-        self.conn.execute(delete(job_workspaces).where(job_workspaces.c.job_id == job_id))
-        if links:
-            self.conn.execute(insert(job_workspaces), [{"job_id": job_id, "workspace_id": w}
-                                                       for w in links.values()])
-        self.directory.write_job(record)
-        if event is not None:
-            self.add_event(job_id, record.uid, event, level=level, data=data)
-
-    def add_event(self, job_id: int, job_uid: str, text: str, *, level: str = "info",
-                  data: dict | None = None) -> Event:
-        seq = (self.conn.execute(select(func.max(events.c.seq)).where(events.c.job_id == job_id)).scalar()
-               or 0) + 1
-        event = Event(seq=seq, time=utc_now(), level=level, text=text, data=data or {})
-        self.conn.execute(insert(events).values(job_id=job_id, seq=seq, record=event.model_dump_json()))
-        self.directory.write_events(job_uid, self.events(job_id))
-        return event
-
-    def events(self, job_id: int) -> list[Event]:
-        rows = self.conn.execute(select(events.c.record).where(events.c.job_id == job_id)
-                                 .order_by(events.c.seq)).scalars()
-        return [Event.model_validate_json(r) for r in rows]
-
-    def touch(self) -> None:
-        self.conn.execute(update(projects).where(projects.c.id == self.row.id).values(updated_at=utc_now()))
+from cryoweave.store.schema import instance_meta, job_workspaces, jobs, projects, workspaces
+from cryoweave.store.transaction import JobSummary, ProjectInfo, ProjectTx, aware, parse_uid, project_info
 
 
 class Store:
@@ -216,22 +62,17 @@ class Store:
                                     "(cryoweave project list shows them)")
             yield ProjectTx(self, conn, row)
 
-    def _next_number(self, conn: Connection, key: str) -> int:
+    def next_number(self, conn: Connection, key: str) -> int:
+        """Take the next number of an instance-wide counter (locked until the transaction ends)."""
+        # The row must exist before it can be locked: two first users would both insert it otherwise.
+        dialect_insert = postgresql_insert if database.is_postgres(self.engine) else sqlite_insert
+        conn.execute(dialect_insert(instance_meta).values(key=key, value="1").on_conflict_do_nothing())
         query = select(instance_meta.c.value).where(instance_meta.c.key == key)
         if database.is_postgres(self.engine):
             query = query.with_for_update()
-        current = conn.execute(query).scalar()
-        if current is None:
-            conn.execute(insert(instance_meta).values(key=key, value="2"))
-            return 1
-        conn.execute(update(instance_meta).where(instance_meta.c.key == key).values(value=str(int(current) + 1)))
-        return int(current)
-
-    def _info(self, row: Any, jobs_count: int = 0, workspaces_count: int = 0) -> ProjectInfo:
-        return ProjectInfo(uid=f"P{row.number}", title=row.title, description=row.description,
-                           directory=Path(row.directory), archived=bool(row.archived),
-                           created_at=_aware(row.created_at), updated_at=_aware(row.updated_at),
-                           jobs=jobs_count, workspaces=workspaces_count)
+        current = int(conn.execute(query).scalar_one())
+        conn.execute(update(instance_meta).where(instance_meta.c.key == key).values(value=str(current + 1)))
+        return current
 
     # ------------------------------------------------------------------ projects
     def create_project(self, title: str, container: str | Path, description: str = "") -> ProjectInfo:
@@ -245,24 +86,36 @@ class Store:
             container.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise ParamError(f"cannot make the project folder in {container}: {err.strerror or err}") from None
-        base = slug(title)
-        directory = container / base
-        n = 2
-        while directory.exists():
-            directory, n = container / f"{base}-{n}", n + 1
         now = utc_now()
         with database.transaction(self.engine) as conn:
-            number = self._next_number(conn, "next_project")
+            number = self.next_number(conn, "next_project")  # from here on, project creation is serialised
+            directory = self._claim_directory(conn, container, slug(title))
             conn.execute(insert(projects).values(
                 number=number, title=title.strip(), description=description, directory=str(directory),
                 archived=False, next_workspace=1, next_job=1, created_at=now, updated_at=now))
             row = conn.execute(select(projects).where(projects.c.number == number)).one()
             folder = ProjectDirectory(directory)
-            directory.mkdir()
-            folder.write_project(self._info(row).record())
+            folder.write_project(project_info(row).record())
             folder.write_workspaces([])
             folder.write_lock(self.instance_id, str(self.settings.home), self.settings.database_display)
-        return self._info(row)
+        return project_info(row)
+
+    @staticmethod
+    def _claim_directory(conn: Connection, container: Path, base: str) -> Path:
+        """Make a new folder ``base``, ``base-2`` ... that no project (here or elsewhere) uses yet."""
+        used = set(conn.execute(select(projects.c.directory)).scalars())
+        for n in range(1, 10_000):
+            candidate = container / (base if n == 1 else f"{base}-{n}")
+            if str(candidate) in used:
+                continue
+            try:
+                candidate.mkdir()  # exclusive: another instance creating the same name loses here
+            except FileExistsError:
+                continue
+            except OSError as err:
+                raise ParamError(f"cannot make the project folder {candidate}: {err.strerror or err}") from None
+            return candidate
+        raise ParamError(f"too many projects named {base!r} in {container}")
 
     def projects(self, number: int | None = None) -> list[ProjectInfo]:
         """The instance's projects (or the one numbered ``number``) with their job and workspace counts."""
@@ -277,7 +130,7 @@ class Store:
             counts = dict(conn.execute(jobs_q).all())
             spaces = dict(conn.execute(spaces_q).all())
             rows = conn.execute(rows_q).all()
-        return [self._info(r, counts.get(r.id, 0), spaces.get(r.id, 0)) for r in rows]
+        return [project_info(r, counts.get(r.id, 0), spaces.get(r.id, 0)) for r in rows]
 
     def get_project(self, uid: str) -> ProjectInfo:
         number = parse_uid(uid, "P", "project")
@@ -385,7 +238,7 @@ class Store:
                 raise NotFoundError(f"there is no project P{number} on this instance")
             rows = conn.execute(query).all()
         return [JobSummary(uid=f"J{r.number}", type=r.type, title=r.title, status=r.status,
-                           created_at=_aware(r.created_at), updated_at=_aware(r.updated_at)) for r in rows]
+                           created_at=aware(r.created_at), updated_at=aware(r.updated_at)) for r in rows]
 
     # ------------------------------------------------------------------ removing projects
     def forget_project(self, project: str, *, delete_files: bool) -> Path:
