@@ -32,6 +32,8 @@ lint: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/bench_dataset.py
+	bash scripts/test-services.sh
+	$(PY) benchmarks/bench_store.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache .hypothesis demo-output bench-output
