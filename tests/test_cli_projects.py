@@ -32,9 +32,10 @@ _second_databases = itertools.count()
 
 
 def _env(home: Path, database_url: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("CRYOWEAVE_HOME", "CRYOWEAVE_DATABASE_URL")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYOWEAVE_")}
     env["PYTHONPATH"] = os.pathsep.join([str(LAB), *filter(None, [os.environ.get("PYTHONPATH")])])
     env["CRYOWEAVE_HOME"] = str(home)
+    env["CRYOWEAVE_JOB_PACKAGES"] = "labjobs"  # only the fixture's job types, whatever else is installed
     if database_url is not None:
         env["CRYOWEAVE_DATABASE_URL"] = database_url
     return env
@@ -285,6 +286,7 @@ def test_build_a_project_copy_it_and_attach_it_to_a_second_instance(instances, t
     assert (info_a["home"], info_a["projects"], info_a["jobs"], info_a["job_types"]) == (
         str(a.home), 1, 4, LAB_TYPES)
     assert {x["type"] for x in info_a["broken_job_types"]} == {"bad_spec", "exploding"}
+    assert info_a["job_packages"] == ["labjobs"]  # CRYOWEAVE_JOB_PACKAGES, set by _env
     assert scratch["uid"] == "P1"
 
     # Attaching to B: damaged, too new or foreign directories are refused, naming the file or the holder.
@@ -297,7 +299,8 @@ def test_build_a_project_copy_it_and_attach_it_to_a_second_instance(instances, t
     assert missing == f"cannot attach {tmp_path / 'missing'}: no such directory"
     # The copy carries A's lock (as CryoSPARC's cs.lock does): B must be told to take it over.
     assert held.startswith(f"cannot attach {copy}: it is held by instance {info_a['instance_id'][:12]} on ")
-    assert f"(home {a.home}, database " in held and held.endswith("take it over (--take-over) if that instance is gone")
+    assert f"(home {a.home}, database " in held
+    assert held.endswith("take it over (--take-over) if this directory is a copy or that instance is gone")
     attached = b.json("project", "attach", copy, "--take-over")
     assert (attached["uid"], attached["title"], attached["description"], attached["directory"]) == \
         ("P2", "Imported: Apoferritin", "EMPIAR-10200", str(copy))

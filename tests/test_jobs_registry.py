@@ -58,14 +58,42 @@ def test_plugins_are_found_through_entry_points(plugins):
     registry = Registry()
     types = {t.name: t for t in registry.types()}
     assert {"subset_particles", "pick_blobs"} <= set(types)
+    only_mylab = Registry(packages=["MyLab_Jobs"])  # names compare as packaging normalises them
+    assert {t.name for t in only_mylab.types()} == {"subset_particles", "pick_blobs"}
     assert types["subset_particles"].spec.param("fraction").default == 0.5
     assert types["pick_blobs"].spec.category == "picking"
     assert "mylab-jobs" in types["pick_blobs"].source and "mylab_pick:PickBlobs" in types["pick_blobs"].source
     assert hasattr(types["pick_blobs"].implementation, "run")  # the object behind the spec is kept
 
 
+def test_an_instance_loads_only_the_packages_it_names(plugins, monkeypatch):
+    from cryoweave.jobs import registry as registry_module
+
+    assert Registry(packages=["another-lab"]).types() == []
+    monkeypatch.setattr(registry_module, "_default", None)
+    monkeypatch.setenv("CRYOWEAVE_JOB_PACKAGES", "another-lab, mylab-jobs")
+    assert {t.name for t in registry_module.default_registry().types()} == {"subset_particles", "pick_blobs"}
+    assert registry_module.default_registry().packages == {"another-lab", "mylab-jobs"}
+
+
+def test_the_example_lab_package_declares_valid_job_types(monkeypatch):
+    """``examples/example_lab_jobs`` (shown in the README) loads as its pyproject declares."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent / "examples" / "example_lab_jobs"
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["entry-points"][ENTRY_POINT_GROUP]
+    monkeypatch.syspath_prepend(str(root))
+    registry = Registry(packages=[])
+    for name, target in declared.items():
+        module, attribute = target.split(":")
+        job_type = registry.register(getattr(importlib.import_module(module), attribute), "example-lab-jobs")
+        assert job_type.name == name
+    assert [t.name for t in registry.types()] == ["import_particles", "subset_particles"]
+
+
 def test_broken_plugins_are_reported_and_do_not_stop_the_others(plugins):
-    registry = Registry()
+    registry = Registry(packages=["mylab-jobs"])
     registry.types()
     assert "ImportError: needs torch" in registry.broken["broken_import"]
     assert "Input should be 'exposure'" in registry.broken["bad_spec"]

@@ -5,6 +5,9 @@
 - ``CRYOWEAVE_DATABASE_URL``: a SQLAlchemy URL of the database, e.g.
   ``postgresql+psycopg://cryoweave@db.facility.org/cryoweave`` for a server shared by many
   users. Default: ``sqlite:///$CRYOWEAVE_HOME/cryoweave.db``.
+- ``CRYOWEAVE_JOB_PACKAGES``: the installed packages whose job types this instance loads, by
+  distribution name, comma-separated (``example-lab-jobs,cryoweave-topaz``). Default: every
+  package that declares ``cryoweave.jobs`` entry points.
 
 >>> Settings.from_env({"CRYOWEAVE_HOME": "/tmp/cw"}).database_url
 'sqlite:////tmp/cw/cryoweave.db'
@@ -13,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,8 @@ from pathlib import Path
 class Settings:
     home: Path
     database_url: str
+    job_packages: frozenset[str] | None = None
+    """Normalised distribution names (see :func:`package_name`), or ``None`` for all."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, home: str | os.PathLike | None = None,
@@ -30,7 +36,8 @@ class Settings:
         env = os.environ if env is None else env
         root = Path(home or env.get("CRYOWEAVE_HOME") or Path.home() / ".cryoweave").expanduser().absolute()
         url = database_url or env.get("CRYOWEAVE_DATABASE_URL") or f"sqlite:///{root / 'cryoweave.db'}"
-        return cls(home=root, database_url=url)
+        listed = [package_name(p) for p in env.get("CRYOWEAVE_JOB_PACKAGES", "").split(",") if p.strip()]
+        return cls(home=root, database_url=url, job_packages=frozenset(listed) if listed else None)
 
     @property
     def database_display(self) -> str:
@@ -41,3 +48,8 @@ class Settings:
             return make_url(self.database_url).render_as_string(hide_password=True)
         except Exception:
             return "<unparsable database URL>"
+
+
+def package_name(name: str) -> str:
+    """A distribution name as packaging compares them: ``Example_Lab.Jobs`` is ``example-lab-jobs``."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()

@@ -50,7 +50,8 @@ class Instance:
         projects = self.store.projects()
         return {"instance_id": self.store.instance_id, "home": str(self.settings.home),
                 "database": self.settings.database_display, "projects": len(projects),
-                "jobs": sum(p.jobs for p in projects), "job_types": [t.name for t in self.registry.types()]}
+                "jobs": sum(p.jobs for p in projects), "job_types": [t.name for t in self.registry.types()],
+                "job_packages": None if self.registry.packages is None else sorted(self.registry.packages)}
 
     def create_project(self, title: str, directory: str | os.PathLike, description: str = "") -> Project:
         """A new project in a folder named after its title, inside ``directory``."""

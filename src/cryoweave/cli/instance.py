@@ -71,7 +71,9 @@ def info(as_json: AsJson = False) -> None:
         return
     print_fields([("instance", report["instance_id"]), ("home", report["home"]),
                   ("database", report["database"]), ("projects", report["projects"]), ("jobs", report["jobs"]),
-                  ("job types", ", ".join(report["job_types"]) or "none installed")])
+                  ("job types", ", ".join(report["job_types"]) or "none installed"),
+                  ("job packages", "all installed" if report["job_packages"] is None
+                   else ", ".join(report["job_packages"]) or "none")])
     if report["broken_job_types"]:
         print_heading("Broken job type plugins")
         print_table(["type", "reason"], [(b["type"], b["reason"]) for b in report["broken_job_types"]])

@@ -185,8 +185,8 @@ def detach(project: ProjectArg, as_json: AsJson = False) -> None:
 def attach(
     directory: Annotated[Path, typer.Argument(help="A project directory (one holding project.json).",
                                               show_default=False)],
-    take_over: Annotated[bool, typer.Option("--take-over", help="Attach it even though another instance "
-                                            "holds its lock (when that instance is gone).")] = False,
+    take_over: Annotated[bool, typer.Option("--take-over", help="Attach it even though another instance holds "
+                                            "its lock (a copy, or a project whose instance is gone).")] = False,
     as_json: AsJson = False,
 ) -> None:
     """Attach a project directory (copied, moved or detached elsewhere) with a new project id.

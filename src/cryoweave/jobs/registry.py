@@ -8,7 +8,8 @@ A lab ships job types as a pip package that declares, in its ``pyproject.toml``:
 where ``JOB`` is a :class:`~cryoweave.model.JobTypeSpec`, the same data as a dict, or any
 object (a class, a module) with a ``spec`` attribute holding one. The entry point's name must
 be the job type's ``type``. A plugin that fails to import or declares an invalid spec is
-listed as broken, with the reason, and the others still load.
+listed as broken, with the reason, and the others still load. An instance may load only some
+installed packages (``CRYOWEAVE_JOB_PACKAGES``, see :mod:`cryoweave.settings`).
 
 >>> registry = Registry()
 >>> registry.register({"type": "noop", "title": "Do nothing"}).spec.title
@@ -17,12 +18,14 @@ listed as broken, with the reason, and the others still load.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
 from cryoweave.errors import CryoweaveError, JobTypeError, NotFoundError
 from cryoweave.model.jobspec import JobTypeSpec
+from cryoweave.settings import Settings, package_name
 
 ENTRY_POINT_GROUP = "cryoweave.jobs"
 
@@ -41,7 +44,10 @@ class JobType:
 
 
 class Registry:
-    def __init__(self) -> None:
+    """Job types by name. ``packages`` limits the plugins loaded to those distributions."""
+
+    def __init__(self, packages: Iterable[str] | None = None) -> None:
+        self.packages = None if packages is None else frozenset(package_name(p) for p in packages)
         self._types: dict[str, JobType] = {}
         self.broken: dict[str, str] = {}
         self._loaded = False
@@ -63,6 +69,8 @@ class Registry:
             return
         self._loaded = True
         for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if self.packages is not None and (ep.dist is None or package_name(ep.dist.name) not in self.packages):
+                continue
             source = f"{ep.dist.name if ep.dist else '?'} ({ep.value})"
             try:
                 job_type = self.register(ep.load(), source)
@@ -95,8 +103,8 @@ _default: Registry | None = None
 
 
 def default_registry() -> Registry:
-    """The process-wide registry of installed job types."""
+    """The process-wide registry of installed job types (those ``CRYOWEAVE_JOB_PACKAGES`` allows)."""
     global _default
     if _default is None:
-        _default = Registry()
+        _default = Registry(Settings.from_env().job_packages)
     return _default

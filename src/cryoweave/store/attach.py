@@ -68,7 +68,7 @@ def attach(store: Store, path: str | os.PathLike, *, take_over: bool = False) ->
         raise AttachError(f"cannot attach {where}: {err}") from None
     if lock is not None and lock.instance_id != store.instance_id and not take_over:
         raise AttachError(f"cannot attach {where}: it is held by {lock.describe()}. Detach it there, or "
-                          "take it over (--take-over) if that instance is gone")
+                          "take it over (--take-over) if this directory is a copy or that instance is gone")
     with database.transaction(store.engine) as conn:
         taken = conn.execute(select(projects.c.number).where(projects.c.directory == str(where))).scalar()
         if taken is not None:
