@@ -30,6 +30,18 @@ from cryoweave.store.schema import instance_meta, job_workspaces, jobs, projects
 from cryoweave.store.transaction import JobSummary, ProjectInfo, ProjectTx, aware, parse_uid, project_info
 
 
+def _label_changes(what: str, title: str | None, description: str | None) -> dict[str, Any]:
+    """The columns a rename or new description changes (a title cannot be blank)."""
+    values: dict[str, Any] = {"updated_at": utc_now()}
+    if title is not None:
+        if not title.strip():
+            raise ParamError(f"a {what} needs a title")
+        values["title"] = title.strip()
+    if description is not None:
+        values["description"] = description
+    return values
+
+
 class Store:
     """The instance: its database (SQLite by default, PostgreSQL by URL) and its projects."""
 
@@ -147,13 +159,7 @@ class Store:
                 tx.require_writable()
             else:
                 tx.require_held()
-            values: dict[str, Any] = {"updated_at": utc_now()}
-            if title is not None:
-                if not title.strip():
-                    raise ParamError("a project needs a title")
-                values["title"] = title.strip()
-            if description is not None:
-                values["description"] = description
+            values = _label_changes("project", title, description)
             if archived is not None:
                 values["archived"] = archived
             tx.conn.execute(update(projects).where(projects.c.id == tx.row.id).values(**values))
@@ -174,13 +180,7 @@ class Store:
         with self.project(project) as tx:
             tx.require_writable()
             ws_id = tx.workspace_ids([workspace])[f"W{parse_uid(workspace, 'W', 'workspace')}"]
-            values: dict[str, Any] = {"updated_at": utc_now()}
-            if title is not None:
-                if not title.strip():
-                    raise ParamError("a workspace needs a title")
-                values["title"] = title.strip()
-            if description is not None:
-                values["description"] = description
+            values = _label_changes("workspace", title, description)
             tx.conn.execute(update(workspaces).where(workspaces.c.id == ws_id).values(**values))
             tx.export_workspaces()
             return next(w for w in tx.workspaces() if w.uid == f"W{parse_uid(workspace, 'W', 'workspace')}")
