@@ -191,6 +191,10 @@ def test_archived_projects_are_read_only(inst, tmp_path):
     p.unarchive()
     p.rename("B")
     assert p.title == "B" and json.loads((p.directory / "project.json").read_text())["title"] == "B"
+    p.set_description("ferritin, second dataset")
+    assert json.loads((p.directory / "project.json").read_text())["description"] == "ferritin, second dataset"
+    assert p.info().description == "ferritin, second dataset"
+    assert inst.job_spec("import_particles").param("psize_A").default == 1.0
 
 
 def test_job_lists_filter_by_status_type_and_workspace(inst, tmp_path):

@@ -139,7 +139,7 @@ class Project:
     def create_job(self, type: str, *, workspace: str | list[str] | None = None, title: str = "",
                    description: str = "", params: dict[str, Any] | None = None) -> Job:
         """A new job of a registered type, in a workspace (the project's only one by default)."""
-        spec = self.instance.registry.get(type).spec
+        spec = self.instance.job_spec(type)
         chosen = [workspace] if isinstance(workspace, str) else workspace
         build = edits.new_job(spec, workspaces=chosen, title=title, description=description, params=params)
         return Job(self, self._store.create_job(self.uid, build))
