@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from cryoweave.api import Instance
-from cryoweave.builder import edits
+from cryoweave.builder import edits, wiring
 from cryoweave.errors import CryoweaveError
 from cryoweave.jobs import Registry
 from cryoweave.model import JobStatus
@@ -177,12 +177,12 @@ def crash_writer(args: argparse.Namespace) -> None:
         source = rng.choice(candidates)
         if any(c.job == source for c in jobs[job].inputs.get("particles", [])):
             return
-        edit("connect", job, edits.connect("particles", f"{source}.particles"))
+        edit("connect", job, wiring.connect("particles", f"{source}.particles"))
 
     def disconnect() -> None:
         job = rng.choice([j for j in building(SINK) if jobs[j].inputs.get("particles")])
         count = len(jobs[job].inputs["particles"])
-        edit("disconnect", job, edits.disconnect("particles", rng.choice([None, rng.randrange(count)])))
+        edit("disconnect", job, wiring.disconnect("particles", rng.choice([None, rng.randrange(count)])))
 
     def advance() -> None:
         """Move one job along its lifecycle (outputs recorded on completion)."""

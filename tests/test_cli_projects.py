@@ -278,9 +278,12 @@ def test_build_a_project_copy_it_and_attach_it_to_a_second_instance(instances, t
     assert list(before["info"]["J3"]["status_times"]) == ["building", "queued", "launched", "started", "running",
                                                           "failed", "completed"]
     assert [e["text"] for e in before["events"]["J2"]] == [
-        "created (subset_particles)", "input particles[0] connected to J1.particles", "parameters: seed = -5"]
+        "created (subset_particles)",
+        "input particles[0] connected to J1.particles (blob←J1.particles.blob.F, ctf←J1.particles.ctf.F)",
+        "parameters: seed = -5"]
     assert [e["text"] for e in before["events"]["J4"]][1:] == [
-        "input particles[0] connected to J1.particles", "input particles[1] connected to J2.particles",
+        "input particles[0] connected to J1.particles (blob←J1.particles.blob.F)",
+        "input particles[1] connected to J2.particles (blob←J2.particles.blob.F)",
         "input particles disconnected from J1.particles"]
     assert before["events"]["J3"][-1]["text"] == "status failed → completed: marked completed"
     assert (info_a["home"], info_a["projects"], info_a["jobs"], info_a["job_types"]) == (

@@ -60,6 +60,11 @@ class StatusError(CryoweaveError):
     (a job no longer building, an archived project)."""
 
 
+class ResultError(CryoweaveError):
+    """An output result that cannot be resolved, loaded or saved: a version never saved, a missing
+    or damaged metafile, items that do not match; the message names the job, result, version and path."""
+
+
 class ParamError(CryoweaveError, ValueError):
     """A job parameter that does not exist or whose value does not fit its type."""
 

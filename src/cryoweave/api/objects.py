@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryoweave.builder import edits
-from cryoweave.errors import NotFoundError
+from cryoweave.builder import edits, lifecycle, wiring
+from cryoweave.builder.bindings import InputBinding, bind_inputs
+from cryoweave.builder.context import read_input, read_output, store_lookup
+from cryoweave.dataset import Dataset
+from cryoweave.errors import NotFoundError, ParamError
 from cryoweave.jobs import Registry, default_registry
 from cryoweave.model.jobspec import JobTypeSpec
 from cryoweave.model.records import Connection, Event, JobRecord, OutputGroup, WorkspaceRecord
 from cryoweave.model.status import JobStatus
+from cryoweave.run import run_job
 from cryoweave.settings import Settings
+from cryoweave.spec import LoadableSlots
 from cryoweave.store import ProjectInfo, Store, attach, detach
 from cryoweave.store.transaction import JobSummary, parse_uid
+
+if TYPE_CHECKING:
+    from cryoweave.api.external import ExternalJob
 
 
 class Instance:
@@ -151,7 +159,21 @@ class Project:
                                 type=type)
 
     def job(self, uid: str) -> Job:
-        return Job(self, self._store.get_job(self.uid, uid))
+        record = self._store.get_job(self.uid, uid)
+        if record.type == lifecycle.EXTERNAL:
+            from cryoweave.api.external import ExternalJob
+
+            return ExternalJob(self, record)
+        return Job(self, record)
+
+    def create_external_job(self, *, workspace: str | None = None, title: str = "",
+                            description: str = "") -> ExternalJob:
+        """A job whose inputs, outputs and results come from your script (see :class:`ExternalJob`)."""
+        from cryoweave.api.external import ExternalJob
+
+        build = edits.new_job(lifecycle.EXTERNAL_SPEC, workspaces=None if workspace is None else [workspace],
+                              title=title, description=description)
+        return ExternalJob(self, self._store.create_job(self.uid, build))
 
 
 class Workspace:
@@ -244,11 +266,66 @@ class Job:
         return self._edit(edits.clear_params([name]))
 
     def connect(self, input_name: str, source: str) -> Job:
-        """Connect an output group (``"J5.particles"``) to one of this job's inputs."""
-        return self._edit(edits.connect(input_name, source))
+        """Connect an output group (``"J5.particles"``) to one of this job's inputs; its results bind
+        to the input's slots by name, then by type, and the rest pass through."""
+        return self._edit(wiring.connect(input_name, source))
 
     def disconnect(self, input_name: str, index: int | None = None) -> Job:
-        return self._edit(edits.disconnect(input_name, index))
+        return self._edit(wiring.disconnect(input_name, index))
+
+    def connect_result(self, input_name: str, index: int, slot: str, source: str) -> Job:
+        """Bind one slot of one connection to a result of any job, at any version.
+
+        >>> job.connect_result("particles", 0, "blob", "J3.particles.blob")   # doctest: +SKIP
+        >>> job.connect_result("volume", 0, "map_half_B", "J9.volume.map_half_A.F")  # doctest: +SKIP
+        """
+        return self._edit(wiring.connect_result(input_name, index, slot, source))
+
+    def clear_slot(self, input_name: str, index: int, slot: str) -> Job:
+        """Leave an optional slot of a connection empty."""
+        return self._edit(wiring.clear_slot(input_name, index, slot))
+
+    def reset_slot(self, input_name: str, index: int, slot: str) -> Job:
+        """Undo an override or a clear: the slot binds to its connection's group again."""
+        return self._edit(wiring.reset_slot(input_name, index, slot))
+
+    def input_bindings(self) -> list[InputBinding]:
+        """Each input group: its connections, the result bound to every slot, passthroughs, what is unmet."""
+        return bind_inputs(self.refresh().record, store_lookup(self.project._store, self.project.uid))
+
+    def requirements(self) -> list[str]:
+        """What keeps this job from being queued (empty when nothing does)."""
+        return lifecycle.requirements(self.refresh().record, store_lookup(self.project._store, self.project.uid))
+
+    def queue(self) -> Job:
+        """Queue the job; refused, naming the input and why, while a requirement is unmet."""
+        return self._edit(lifecycle.queue())
+
+    def execute(self) -> Job:
+        """Run the job here, in the foreground, until it completes or fails."""
+        self.record = run_job(self.project._store, self.project.instance.registry, self.project.uid, self.uid)
+        return self
+
+    def load_input(self, name: str, slots: LoadableSlots = "all") -> Dataset:
+        """An input group as the job sees it: each connection's slots joined on uid, the groups appended."""
+        return read_input(self.project._store, self.project.uid, self.refresh().record, name, slots=slots)
+
+    def load_output(self, name: str, slots: LoadableSlots = "all", version: int | str = "F") -> Dataset:
+        """One version of an output group as one dataset, its passthroughs joined in.
+
+        ``slots``: ``"default"`` (results the job made), ``"passthrough"``, ``"all"`` or a list of names.
+        """
+        return read_output(self.project._store, self.project.uid, self.refresh().record, name, slots=slots,
+                           version=version)
+
+    def export_output(self, name: str, path: str | os.PathLike, version: int | str = "F", *,
+                      overwrite: bool = False) -> Path:
+        """Write an output group, passthroughs included, as one self-contained ``.cs`` file."""
+        target = Path(path)
+        if target.exists() and not overwrite:
+            raise ParamError(f"{target} exists; choose another path or allow overwriting it")
+        self.load_output(name, "all", version).save(target)
+        return target
 
     def mark_completed(self) -> Job:
         return self._edit(edits.mark_completed())

@@ -3,8 +3,8 @@
 Each edit is a function ``change(tx, record) -> event text`` that the store runs with the
 project locked (:meth:`cryoweave.store.Store.edit_job`), so checks see the latest state and two
 writers never lose each other's updates. Only the parts of connecting that exist before any
-job runs are here (group level: datatypes, counts, repeats, cycles); binding single result
-slots comes with the job builder proper.
+job runs are here; connecting inputs is in :mod:`cryoweave.builder.wiring`, the status changes
+of a run (queue, start, stop) in :mod:`cryoweave.builder.lifecycle`.
 
 >>> change = set_params({"fraction": 0.25})  # doctest: +SKIP
 >>> store.edit_job("P1", "J3", change)       # doctest: +SKIP
@@ -16,9 +16,9 @@ import shutil
 from collections.abc import Callable
 from typing import Any
 
-from cryoweave.errors import NotFoundError, ParamError, StatusError
+from cryoweave.errors import ParamError, StatusError
 from cryoweave.model.jobspec import JobTypeSpec
-from cryoweave.model.records import Connection, JobRecord, utc_now
+from cryoweave.model.records import JobRecord, utc_now
 from cryoweave.model.status import JobStatus, check_transition
 from cryoweave.store.transaction import ProjectTx, parse_uid
 
@@ -50,7 +50,7 @@ def new_job(spec: JobTypeSpec, *, workspaces: list[str] | None, title: str = "",
     return build
 
 
-def _editable(record: JobRecord, what: str) -> None:
+def editable(record: JobRecord, what: str) -> None:
     if not record.status.editable:
         raise StatusError(f"job {record.uid} is {record.status.value}; {what} can change only while it is "
                           "building (clear the job first)")
@@ -59,7 +59,7 @@ def _editable(record: JobRecord, what: str) -> None:
 def set_params(values: dict[str, Any]) -> Change:
     """Set parameters (``None`` clears one back to its default)."""
     def change(tx: ProjectTx, record: JobRecord) -> str:
-        _editable(record, "its parameters")
+        editable(record, "its parameters")
         parts = []
         for name, value in values.items():
             spec = record.spec.param(name)
@@ -75,58 +75,6 @@ def set_params(values: dict[str, Any]) -> Change:
 
 def clear_params(names: list[str]) -> Change:
     return set_params(dict.fromkeys(names))
-
-
-def connect(input_name: str, address: str) -> Change:
-    """Connect an output group (``J5.particles``) to an input group of the job."""
-    connection = Connection.parse(address)
-
-    def change(tx: ProjectTx, record: JobRecord) -> str:
-        _editable(record, "its inputs")
-        spec = record.spec.input(input_name)
-        if connection.job == record.uid:
-            raise ParamError(f"job {record.uid} cannot be connected to its own output")
-        _, source = tx.job(connection.job)
-        outputs = {o.name: o for o in source.spec.outputs}
-        if connection.group not in outputs:
-            known = ", ".join(outputs) or "none"
-            raise NotFoundError(f"job {source.uid} ({source.type}) has no output {connection.group!r} "
-                                f"(outputs: {known})")
-        if outputs[connection.group].type != spec.type:
-            raise ParamError(f"{connection} holds {outputs[connection.group].type.value} items but input "
-                             f"{input_name!r} of {record.uid} takes {spec.type.value}")
-        current = record.inputs.setdefault(input_name, [])
-        if spec.count_max is not None and len(current) >= spec.count_max:
-            raise ParamError(f"input {input_name!r} of {record.uid} takes at most {spec.count_max} group(s) "
-                             f"and has {len(current)}; disconnect one first")
-        if not spec.repeat_allowed and any(str(c) == str(connection) for c in current):
-            raise ParamError(f"{connection} is already connected to input {input_name!r} of {record.uid}")
-        if record.uid == source.uid or record.uid in tx.ancestors(source):
-            raise ParamError(f"connecting {connection} to {record.uid} would make a cycle: {source.uid} "
-                             f"already depends on {record.uid}")
-        current.append(connection)
-        return f"input {input_name}[{len(current) - 1}] connected to {connection}"
-    return change
-
-
-def disconnect(input_name: str, index: int | None = None) -> Change:
-    """Remove one connection of an input (by index) or all of them."""
-    def change(tx: ProjectTx, record: JobRecord) -> str:
-        _editable(record, "its inputs")
-        record.spec.input(input_name)
-        current = record.inputs.get(input_name, [])
-        if index is None:
-            removed = [str(c) for c in current]
-            record.inputs.pop(input_name, None)
-        else:
-            if not 0 <= index < len(current):
-                raise ParamError(f"input {input_name!r} of {record.uid} has {len(current)} connection(s); "
-                                 f"there is no connection {index}")
-            removed = [str(current.pop(index))]
-            if not current:
-                record.inputs.pop(input_name, None)
-        return f"input {input_name} disconnected from {', '.join(removed) or 'nothing'}"
-    return change
 
 
 def transition(new: JobStatus, note: str = "") -> Change:

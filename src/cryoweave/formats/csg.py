@@ -14,6 +14,12 @@ used as it is; any other relative path is relative to the project directory when
 given, else to the ``.csg``'s folder. Loading a group inner-joins its metafiles on ``uid``: the
 items of the group are those present in every file.
 
+cryoweave adds three optional keys, which tools that do not know them ignore: a top-level
+``items`` (the job's own table, whose uids define the group's items when passthrough results
+point at bigger ancestor files), and per result ``metafiles`` (more files to append, for a
+passthrough that came through several connections) and ``prefix`` (the fields' prefix in the
+files when it is not the result's name).
+
 >>> group = ResultGroupFile(name="particles", type="particle",
 ...                         results={"blob": CsgResult(">p.cs", 10, "particle.blob")})
 >>> group.results["blob"].dtype
@@ -44,6 +50,8 @@ class CsgResult:
     metafile: str
     num_items: int
     type: str
+    extra: tuple[str, ...] = ()
+    prefix: str | None = None
 
     @property
     def dtype(self) -> str:
@@ -62,11 +70,14 @@ class ResultGroupFile:
     description: str = ""
     created: dt.datetime | str | None = None
     version: str = ""
+    items: CsgResult | None = None
     path: Path | None = field(default=None, compare=False)
 
     def metafile_path(self, slot: str, project_dir: str | os.PathLike | None = None) -> Path:
         """The file holding a result's fields, resolved as the module docstring says."""
-        metafile = self.results[slot].metafile
+        return self.resolve(self.results[slot].metafile, project_dir)
+
+    def resolve(self, metafile: str, project_dir: str | os.PathLike | None = None) -> Path:
         base = self.path.parent if self.path is not None else Path.cwd()
         if metafile.startswith(">"):
             return base / metafile[1:].lstrip("/")
@@ -84,6 +95,8 @@ class ResultGroupFile:
         if unknown:
             raise FormatError(f"{where}: group {self.name!r} has no result {unknown[0]!r} "
                               f"(it has {', '.join(self.results)})")
+        if self.items is not None or any(self.results[s].extra or self.results[s].prefix for s in chosen):
+            return self._load_composed(chosen, project_dir)
         by_file: dict[Path, list[str]] = {}
         for slot in chosen:
             by_file.setdefault(self.metafile_path(slot, project_dir), []).append(slot)
@@ -109,6 +122,37 @@ class ResultGroupFile:
         if not parts:
             return Dataset()
         return parts[0] if len(parts) == 1 else Dataset.innerjoin_many(*parts)
+
+    def _load(self, metafile: str, prefixes: list[str], what: str, project_dir: str | os.PathLike | None) -> Dataset:
+        path = self.resolve(metafile, project_dir)
+        where = self.path or "<.csg>"
+        if not path.is_file():
+            raise FormatError(f"{where}: metafile of {what} not found: {path}")
+        try:
+            part = Dataset.load(path, prefixes=prefixes)
+        except DatasetLoadError as err:
+            raise FormatError(f"{where}: {what}: {err}") from None
+        lacking = sorted(set(prefixes) - set(part.prefixes()))
+        if lacking:
+            raise FormatError(f"{where}: {what} points to {path}, which has no '{lacking[0]}/...' fields")
+        return part
+
+    def _load_composed(self, chosen: list[str], project_dir: str | os.PathLike | None) -> Dataset:
+        """Load with cryoweave's keys: the items table first, results renamed and appended as declared."""
+        tables = []
+        if self.items is not None:
+            tables.append(self._load(self.items.metafile, [], "the items table", project_dir))
+        for slot in chosen:
+            r = self.results[slot]
+            prefix = r.prefix or slot
+            parts = [self._load(m, [prefix], f"result {slot!r}", project_dir) for m in (r.metafile, *r.extra)]
+            part = parts[0] if len(parts) == 1 else Dataset.append_many(*parts, repeat_allowed=True)
+            if prefix != slot:
+                part = part.rename_prefix(prefix, slot)
+            tables.append(part)
+        if not tables:
+            return Dataset()
+        return tables[0] if len(tables) == 1 else Dataset.innerjoin_many(*tables)
 
 
 def _fail(path: Path, problem: str) -> FormatError:
@@ -156,10 +200,21 @@ def read_csg(path: str | os.PathLike) -> ResultGroupFile:
             parse_result_type_string(str(rtype))
         except CryoweaveError as err:
             raise _fail(path, f"result {slot!r} type: {err}") from None
-        results[slot] = CsgResult(metafile, num_items, str(rtype))
+        extra, prefix = entry.get("metafiles", []), entry.get("prefix")
+        if not isinstance(extra, list) or not all(isinstance(m, str) and m.strip(">") for m in extra):
+            raise _fail(path, f"result {slot!r} metafiles must be a list of paths")
+        if prefix is not None and (not isinstance(prefix, str) or not IDENTIFIER.match(prefix)):
+            raise _fail(path, f"result {slot!r} prefix {prefix!r} must be a letter then letters, digits or '_'")
+        results[slot] = CsgResult(metafile, num_items, str(rtype), tuple(extra), prefix)
+    items = doc.get("items")
+    if items is not None:
+        if not isinstance(items, dict) or not isinstance(items.get("metafile"), str) or not isinstance(
+                items.get("num_items"), int):
+            raise _fail(path, "items must be a mapping with metafile and num_items")
+        items = CsgResult(items["metafile"], items["num_items"], "")
     return ResultGroupFile(name=name, type=str(gtype), results=results, title=str(group.get("title") or ""),
                            description=str(group.get("description") or ""), created=doc.get("created"),
-                           version=str(doc.get("version") or ""), path=path)
+                           version=str(doc.get("version") or ""), items=items, path=path)
 
 
 def write_csg(group: ResultGroupFile, path: str | os.PathLike) -> None:
@@ -173,13 +228,23 @@ def write_csg(group: ResultGroupFile, path: str | os.PathLike) -> None:
         "created": group.created or dt.datetime.now(),
         "group": {"description": group.description, "name": group.name, "title": group.title or group.name,
                   "type": group.type},
-        "results": {slot: {"metafile": r.metafile, "num_items": int(r.num_items), "type": r.type}
-                    for slot, r in group.results.items()},
+        "results": {slot: _result_entry(r) for slot, r in group.results.items()},
         "version": group.version or f"cryoweave-{__version__}",
     }
+    if group.items is not None:
+        doc["items"] = {"metafile": group.items.metafile, "num_items": int(group.items.num_items)}
     text = yaml.safe_dump(doc, sort_keys=True, default_flow_style=None, allow_unicode=True)
     with atomic_write(path, text=True, error=FormatError) as f:
         f.write(text)
+
+
+def _result_entry(r: CsgResult) -> dict[str, Any]:
+    entry: dict[str, Any] = {"metafile": r.metafile, "num_items": int(r.num_items), "type": r.type}
+    if r.extra:
+        entry["metafiles"] = list(r.extra)
+    if r.prefix:
+        entry["prefix"] = r.prefix
+    return entry
 
 
 def metafile_ref(metafile: str | os.PathLike, csg_path: str | os.PathLike) -> str:

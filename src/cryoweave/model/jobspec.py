@@ -264,6 +264,13 @@ class JobTypeSpec(_Model):
         known = ", ".join(i.name for i in self.inputs) or "none"
         raise ParamError(f"job type {self.type!r} has no input {name!r} (inputs: {known})")
 
+    def output(self, name: str) -> OutputSpec:
+        for o in self.outputs:
+            if o.name == name:
+                return o
+        known = ", ".join(o.name for o in self.outputs) or "none"
+        raise ParamError(f"job type {self.type!r} has no output {name!r} (outputs: {known})")
+
     def coerce_params(self, values: dict[str, Any]) -> dict[str, Any]:
         """Explicitly set parameter values, checked and converted to their types."""
         return {name: self.param(name).coerce(value) for name, value in values.items()}

@@ -4,7 +4,7 @@ Every record is plain data (pydantic) that serialises to JSON; :mod:`cryoweave.m
 reads and writes them as versioned record files.
 
 >>> Connection.parse("J5.particles").model_dump()
-{'job': 'J5', 'group': 'particles', 'overrides': {}}
+{'job': 'J5', 'group': 'particles', 'overrides': {}, 'cleared': []}
 """
 
 from __future__ import annotations
@@ -39,13 +39,32 @@ class ResultRef(Record):
     def __str__(self) -> str:
         return f"{self.job}.{self.group}.{self.result}.{self.version}"
 
+    @classmethod
+    def parse(cls, address: str) -> ResultRef:
+        """A result from an address such as ``J3.particles.blob``, ``….blob.F`` or ``….alignments3D.3``."""
+        try:
+            parsed = parse_output_address(address)
+        except CryoweaveError as err:
+            raise ParamError(str(err)) from None
+        if parsed.result is None:
+            raise ParamError(f"{address!r} names an output group; name one of its results, e.g. "
+                             f"{parsed.job}.{parsed.group}.blob")
+        return cls(job=parsed.job, group=parsed.group, result=parsed.result, version=parsed.version)
+
 
 class Connection(Record):
-    """An output group connected to an input group; ``overrides`` bind single slots elsewhere."""
+    """An output group connected to an input group.
+
+    The slots of the input are bound to the group's results by name, then by type, when the
+    inputs are resolved (:mod:`cryoweave.builder.bindings`); only the user's own choices are kept
+    here: ``overrides`` bind single slots to a result of any job (the low-level interface), and
+    ``cleared`` lists optional slots left empty on purpose.
+    """
 
     job: str
     group: str
     overrides: dict[str, ResultRef] = Field(default_factory=dict)
+    cleared: list[str] = Field(default_factory=list)
 
     @classmethod
     def parse(cls, address: str) -> Connection:
@@ -63,8 +82,26 @@ class Connection(Record):
         return f"{self.job}.{self.group}"
 
 
+class ResultSource(Record):
+    """Where a result's fields are kept: a ``.cs`` file (project-relative) and the fields' prefix in it.
+
+    The prefix differs from the result's name when an input slot was bound to a result of another
+    name (slot ``alignments`` bound to ``alignments_class_0``).
+    """
+
+    metafile: str
+    prefix: str
+    origin: str = Field("", description="the address of the result the fields were saved as, e.g. J1.particles.ctf.0")
+
+
 class OutputResult(Record):
-    """One result of an output group: its versions, the file holding each, and item counts."""
+    """One result of an output group.
+
+    A result the job created has parallel lists: each saved ``version``, the file holding it and
+    its item count (``F`` is the last). A **passthrough** result was received and not used: it
+    has one version (0) and ``sources``, the ancestors' files that already hold it (one per
+    connection it came through), never a copy.
+    """
 
     name: str
     dtype: str
@@ -72,6 +109,18 @@ class OutputResult(Record):
     metafiles: list[str] = Field(default_factory=list)
     num_items: list[int] = Field(default_factory=list)
     passthrough: bool = False
+    sources: list[ResultSource] = Field(default_factory=list)
+
+
+class OutputTable(Record):
+    """One saved version of a job's own table for an output group: ``uid`` and the results it made.
+
+    Its uids define the group's items at that version; passthrough files are cut to them by the join.
+    """
+
+    version: int
+    metafile: str
+    num_items: int
 
 
 class OutputGroup(Record):
@@ -81,6 +130,11 @@ class OutputGroup(Record):
     results: dict[str, OutputResult] = Field(default_factory=dict)
     passthrough: str | None = None
     num_items: int = 0
+    tables: list[OutputTable] = Field(default_factory=list)
+
+    @property
+    def versions(self) -> list[int]:
+        return [t.version for t in self.tables]
 
 
 class Event(Record):

@@ -217,6 +217,14 @@ class Store:
         with self.project(project, write=False) as tx:
             return tx.events(tx.job(job)[0])
 
+    def add_event(self, project: str, job: str, text: str, *, level: str = "info",
+                  data: dict | None = None) -> Event:
+        """Add an entry to a job's event log (the job record itself is not changed)."""
+        with self.project(project) as tx:
+            tx.require_held()
+            job_id, record = tx.job(job)
+            return tx.add_event(job_id, record.uid, text, level=level, data=data)
+
     def jobs(self, project: str, *, workspace: str | None = None, status: str | None = None,
              type: str | None = None) -> list[JobSummary]:
         """The jobs of a project (optionally of one workspace, status or type), in number order."""

@@ -74,8 +74,10 @@ def project_info(row: Any, jobs_count: int = 0, workspaces_count: int = 0) -> Pr
 
 
 def input_parents(record: JobRecord) -> set[int]:
-    """The numbers of the jobs a job takes inputs from."""
-    return {parse_uid(c.job, "J", "job") for conns in record.inputs.values() for c in conns}
+    """The numbers of the jobs a job takes inputs from (connected groups and single-slot overrides)."""
+    jobs_ = {c.job for conns in record.inputs.values() for c in conns}
+    jobs_ |= {ref.job for conns in record.inputs.values() for c in conns for ref in c.overrides.values()}
+    return {parse_uid(j, "J", "job") for j in jobs_}
 
 
 class ProjectTx:

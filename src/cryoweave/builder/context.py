@@ -1,0 +1,136 @@
+"""What a running job sees: its parameters, its assembled inputs, and where its outputs go.
+
+A job never touches the database or the project directory itself; it works through a
+:class:`JobContext`, so the same job code runs in a script (external jobs), in a local worker or
+on a cluster node.
+
+>>> ctx = JobContext(store, "P1", "J7")                            # doctest: +SKIP
+>>> particles = ctx.load_input("particles")                        # slots joined on uid, groups appended
+>>> ctx.save_output("particles", particles.mask(particles["ctf/df1_A"] < 20000))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cryoweave.builder import loading, saving
+from cryoweave.builder.bindings import Lookup, bind_input, cached
+from cryoweave.dataset import Dataset
+from cryoweave.errors import ResultError, StatusError
+from cryoweave.model.records import JobRecord, OutputGroup
+from cryoweave.model.status import JobStatus
+from cryoweave.spec import LoadableSlots
+from cryoweave.spec.addresses import FINAL
+from cryoweave.store import Store
+from cryoweave.store.transaction import ProjectTx
+
+RUNNING = frozenset({JobStatus.STARTED, JobStatus.RUNNING, JobStatus.WAITING})
+
+
+def store_lookup(store: Store, project: str) -> Lookup:
+    """Jobs of a project read from the store, each once."""
+    return cached(lambda uid: store.get_job(project, uid))
+
+
+def read_output(store: Store, project: str, record: JobRecord, group: str, *, slots: LoadableSlots = "all",
+                version: int | str = FINAL) -> Dataset:
+    """One version of a job's output group, passthroughs joined in."""
+    directory = store.get_project(project).directory
+    return loading.load_output(directory, record, group, store_lookup(store, project), slots=slots, version=version)
+
+
+def read_input(store: Store, project: str, record: JobRecord, name: str, *, slots: LoadableSlots = "all") -> Dataset:
+    """A job's input group, assembled as the job sees it when it runs."""
+    directory = store.get_project(project).directory
+    return loading.load_input(directory, record, name, store_lookup(store, project), slots=slots)
+
+
+class JobContext:
+    """One job of one project, as its running code uses it."""
+
+    def __init__(self, store: Store, project: str, job: str):
+        self.store, self.project = store, project
+        self.record = store.get_job(project, job)
+        self.uid = self.record.uid
+        self.project_dir = store.get_project(project).directory
+
+    @property
+    def directory(self) -> Path:
+        """The job's own folder, where it may write its files (created when first asked for)."""
+        path = self.project_dir / self.uid
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.record.param_values()
+
+    def refresh(self) -> JobRecord:
+        self.record = self.store.get_job(self.project, self.uid)
+        return self.record
+
+    def load_input(self, name: str, slots: LoadableSlots = "all") -> Dataset:
+        """An input group: each connection's slots joined on uid (intersection), the groups appended."""
+        return read_input(self.store, self.project, self.refresh(), name, slots=slots)
+
+    def log(self, text: str, level: str = "info", data: dict[str, Any] | None = None) -> None:
+        self.store.add_event(self.project, self.uid, text, level=level, data=data)
+
+    def save_output(self, name: str, dataset: Dataset, version: int | None = None) -> OutputGroup:
+        """Save one version of an output group: the dataset's results (and uids) are written; the
+        results it does not hold pass through from the input, by reference.
+
+        ``version``: an iteration number (increasing); by default the next one, from 0.
+        """
+        record = self.refresh()
+        if record.status not in RUNNING:
+            raise StatusError(f"job {self.uid} is {record.status.value}; outputs are saved while it runs "
+                              "(start it first)")
+        spec = record.spec.output(name)
+        where = f"output {name!r} of {self.uid}"
+        prefixes = saving.check_dataset(record, spec, dataset)
+        group = record.outputs.get(name)
+        number = saving.next_version(group, version, where)
+        numbered = version is not None or bool(group and group.tables)
+        metafile = saving.metafile_name(record, name, number, numbered)
+        if spec.passthrough is not None:
+            self._check_items(record, spec.passthrough, dataset["uid"], where)
+        path = self.project_dir / metafile
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dataset.save(path)
+
+        def change(tx: ProjectTx, current: JobRecord) -> str:
+            if current.status not in RUNNING:
+                raise StatusError(f"job {self.uid} is {current.status.value}; it stopped while the output was saved")
+            saving.next_version(current.outputs.get(name), number, where)  # another save may have taken it
+            lookup = cached(lambda uid: tx.job(uid)[1])
+            received: dict[str, str] = {}
+            if spec.passthrough is not None:
+                binding = bind_input(current, spec.passthrough, lookup)
+                for cb in binding.connections:
+                    received |= {b.name: b.dtype for b in [*cb.slots, *cb.passthroughs] if b.ref is not None}
+            made = {p: saving.result_dtype(spec, p, received, where) for p in prefixes}
+            text = saving.record_save(current, spec, number, metafile, made, len(dataset), lookup)
+            saving.write_group_file(tx.directory.path, current, current.outputs[name])
+            return text
+
+        try:
+            self.record = self.store.edit_job(self.project, self.uid, change)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return self.record.outputs[name]
+
+    def _check_items(self, record: JobRecord, input_name: str, uids: np.ndarray, where: str) -> None:
+        """Passthrough results are joined on uid: every saved item must come from the input."""
+        if not record.inputs.get(input_name):
+            return
+        received = loading.input_uids(self.project_dir, record, input_name, store_lookup(self.store, self.project))
+        strangers = ~np.isin(uids, received)
+        if strangers.any():
+            raise ResultError(f"{where}: {int(strangers.sum()):,} items (e.g. uid {int(uids[strangers][0])}) are not "
+                              f"in input {input_name!r}, whose other results pass through by uid; a job that makes "
+                              "new items must save every result of them (declare them as output slots, no passthrough)")
