@@ -145,7 +145,7 @@ def test_workers_changing_one_project_at_once_lose_no_update(database_url, tmp_p
                 texts = [e.text for e in inst.store.job_events(uid, job_uid)]
                 assert texts == ["created (cw_sink)",
                                  f"input particles[0] connected to {source}.particles (blob←{source}.particles.blob.F)",
-                                 f"input particles[1] connected to {shared}.particles (blob←{shared}.particles.blob.F)",
+                                 f"input particles[1] connected to {shared}.particles",  # its results: not known yet
                                  f"input particles disconnected from {source}.particles",
                                  f"parameters: x = {float(i * 10 + k)!r}", f"workspaces: W1, {spaces[i]}"]
         assert_files_match_database(inst, uid)

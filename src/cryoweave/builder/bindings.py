@@ -8,7 +8,9 @@ will hold. Each slot of the input group is bound
 1. to an override, if the user set one (any job's result of the slot's type, any version);
 2. to the group's result of the same name and type;
 3. to the group's result of the same type (a result named after the type first, e.g.
-   ``alignments3D`` for a slot ``alignments``), among those not taken by name.
+   ``alignments3D`` for a slot ``alignments``), among those not taken by name. Maps and masks
+   (``map``, ``map_half_A``, ``mask`` …) all share the type ``blob`` and differ only by their
+   role, so those slots bind by name only.
 
 Every other result of the group is carried along as a **passthrough**.
 
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from cryoweave.errors import NotFoundError
 from cryoweave.model.jobspec import InputSpec
 from cryoweave.model.records import Connection, JobRecord, ResultRef
+from cryoweave.spec.results import VOLUME_SLOTS
 
 Lookup = Callable[[str], JobRecord]
 """A job of the same project by uid (``"J5"``), raising NotFoundError when there is none."""
@@ -142,9 +145,10 @@ def bind_connection(spec: InputSpec, index: int, connection: Connection,
             slots.append(Bound(slot.name, slot.dtype, slot.required, None, "cleared"))
         elif held is None:
             slots.append(Bound(slot.name, slot.dtype, slot.required, None, "unknown"))
-        elif slot.name in by_name:
-            slots.append(Bound(slot.name, slot.dtype, slot.required,
-                               ResultRef(job=connection.job, group=connection.group, result=slot.name), "name"))
+        elif slot.name in by_name or slot.name in VOLUME_SLOTS:
+            ref = ResultRef(job=connection.job, group=connection.group, result=slot.name)
+            how = "name" if slot.name in by_name else ("missing" if slot.required else "empty")
+            slots.append(Bound(slot.name, slot.dtype, slot.required, ref if how == "name" else None, how))
         else:
             fits = [a.name for a in held.values() if a.dtype == slot.dtype and a.name not in taken]
             if fits:

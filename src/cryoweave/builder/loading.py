@@ -67,7 +67,8 @@ def result_sources(result: OutputResult, record: JobRecord, group: str,
         if version not in (FINAL, 0):
             raise ResultError(f"{record.uid}.{group}.{result.name} is a passthrough and has only version 0 "
                               f"(or F), not {version}")
-        return tuple(result.sources), f"{record.uid}.{group}.{result.name}.0"
+        origins = ", ".join(dict.fromkeys(s.origin for s in result.sources if s.origin))
+        return tuple(result.sources), f"{record.uid}.{group}.{result.name} (passed through from {origins or '?'})"
     if not result.versions:
         raise ResultError(f"{record.uid}.{group}.{result.name} has no saved version")
     if version == FINAL:
