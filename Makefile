@@ -32,6 +32,7 @@ lint: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/bench_dataset.py
+	$(PY) benchmarks/bench_builder.py
 	bash scripts/test-services.sh
 	$(PY) benchmarks/bench_store.py
 
