@@ -92,6 +92,31 @@ def test_the_example_lab_package_declares_valid_job_types(monkeypatch):
     assert [t.name for t in registry.types()] == ["import_particles", "subset_particles"]
 
 
+def test_the_example_lab_jobs_run_a_chain(monkeypatch, tmp_path):
+    """The README's example package: import particles from a .cs, keep a random half, passthroughs joined."""
+    from pathlib import Path
+
+    from builder_helpers import particles
+    from cryoweave.api import Instance
+
+    root = Path(__file__).parent.parent / "examples" / "example_lab_jobs"
+    monkeypatch.syspath_prepend(str(root))
+    lab = importlib.import_module("example_lab_jobs")
+    registry = Registry(packages=[])
+    registry.register(lab.IMPORT_PARTICLES_JOB, "example-lab-jobs")
+    registry.register(lab.SUBSET_PARTICLES_JOB, "example-lab-jobs")
+    particles(range(500, 540), "blob", "ctf", ctf__df1_A=range(40)).save(tmp_path / "particles.cs")
+    with Instance(home=tmp_path / "home", registry=registry) as inst:
+        project = inst.create_project("Lab", tmp_path / "projects")
+        imp = project.create_job("import_particles", params={"metadata_path": str(tmp_path / "particles.cs")})
+        sub = project.create_job("subset_particles", params={"fraction": 0.25, "seed": 3})
+        sub.connect("particles", "J1.particles")
+        assert (imp.execute().status, sub.execute().status) == ("completed", "completed")
+        data = sub.load_output("particles")
+        assert len(data) == 10 and set(data["uid"]) <= set(range(500, 540))
+        assert (data["ctf/df1_A"] == data["uid"] - 500).all()  # each item kept its own CTF
+
+
 def test_broken_plugins_are_reported_and_do_not_stop_the_others(plugins):
     registry = Registry(packages=["mylab-jobs"])
     registry.types()

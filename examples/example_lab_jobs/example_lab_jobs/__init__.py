@@ -1,9 +1,13 @@
-"""Example job types, declared as data (see docs/projects.md, "Jobs").
+"""Example job types (see docs/projects.md, "Jobs", and docs/builder.md).
 
-Each entry point in ``pyproject.toml`` names one of these dictionaries; cryoweave checks it as a
-job type spec when it loads the ``cryoweave.jobs`` group. Nothing here runs a job: a spec says
-what a job takes, what it makes and what it can be told.
+Each entry point in ``pyproject.toml`` names a job type: a spec (plain data that cryoweave checks
+when it loads the ``cryoweave.jobs`` group) and, for a job that can run, a ``run(ctx)`` function.
+A job reads its inputs and saves its outputs only through ``ctx``.
 """
+
+from types import SimpleNamespace
+
+import numpy as np
 
 IMPORT_PARTICLES = {
     "type": "import_particles",
@@ -12,12 +16,31 @@ IMPORT_PARTICLES = {
     "category": "import",
     "outputs": [{"name": "particles", "type": "particle", "slots": ["blob", "ctf"]}],
     "params": [
-        {"name": "stack_path", "type": "path", "help": "Particle stacks (.mrcs), a glob"},
+        {"name": "metadata_path", "type": "path", "help": "A .cs file with the particles' blob and ctf fields"},
         {"name": "psize_A", "type": "number", "default": 1.0, "minimum": 0.1, "maximum": 20,
          "help": "Pixel size in Å"},
         {"name": "voltage_kv", "type": "integer", "default": 300, "help": "Accelerating voltage in kV"},
     ],
 }
+
+def _import_particles(ctx):
+    """Bring in particles from a ``.cs`` file that holds their blob and ctf, keeping their uids."""
+    from cryoweave import Dataset
+
+    particles = Dataset.load(ctx.params["metadata_path"], prefixes=["blob", "ctf"])
+    ctx.log(f"read {len(particles):,} particles from {ctx.params['metadata_path']}")
+    ctx.save_output("particles", particles)
+
+
+def _subset_particles(ctx):
+    """Keep a fraction of the input's items; only their uids are written, the rest passes through."""
+    particles = ctx.load_input("particles", slots=[])
+    keep = round(len(particles) * ctx.params["fraction"])
+    rng = np.random.default_rng(ctx.params["seed"])
+    chosen = np.sort(rng.choice(len(particles), size=keep, replace=False))
+    ctx.log(f"kept {keep:,} of {len(particles):,} particles")
+    ctx.save_output("particles", particles.take(chosen))
+
 
 SUBSET_PARTICLES = {
     "type": "subset_particles",
@@ -33,3 +56,6 @@ SUBSET_PARTICLES = {
         {"name": "seed", "type": "integer", "help": "Random seed (default: a new one each run)"},
     ],
 }
+
+IMPORT_PARTICLES_JOB = SimpleNamespace(spec=IMPORT_PARTICLES, run=_import_particles)
+SUBSET_PARTICLES_JOB = SimpleNamespace(spec=SUBSET_PARTICLES, run=_subset_particles)
