@@ -32,7 +32,8 @@ lint: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/bench_dataset.py
-	$(PY) benchmarks/bench_builder.py
+	$(PY) benchmarks/bench_builder.py --keep 1.0 --out bench-output/chain
+	$(PY) benchmarks/bench_builder.py --keep 0.9 --out bench-output/chain-with-selection
 	bash scripts/test-services.sh
 	$(PY) benchmarks/bench_store.py
 

@@ -19,6 +19,7 @@ import numpy as np
 from cryoweave.builder import loading, saving
 from cryoweave.builder.bindings import Lookup, bind_input, cached
 from cryoweave.dataset import Dataset
+from cryoweave.dataset.combine import match_last
 from cryoweave.errors import ResultError, StatusError
 from cryoweave.model.records import JobRecord, OutputGroup
 from cryoweave.model.status import JobStatus
@@ -129,7 +130,9 @@ class JobContext:
         if not record.inputs.get(input_name):
             return
         received = loading.input_uids(self.project_dir, record, input_name, store_lookup(self.store, self.project))
-        strangers = ~np.isin(uids, received)
+        if len(uids) == len(received) and np.array_equal(uids, received):
+            return
+        strangers = ~match_last(uids, received)[1]
         if strangers.any():
             raise ResultError(f"{where}: {int(strangers.sum()):,} items (e.g. uid {int(uids[strangers][0])}) are not "
                               f"in input {input_name!r}, whose other results pass through by uid; a job that makes "

@@ -23,6 +23,7 @@ from cryoweave.builder.bindings import Bound, InputBinding, Lookup, bind_input
 from cryoweave.dataset import Dataset
 from cryoweave.dataset.combine import concat_columns, match_last
 from cryoweave.dataset.memory import take
+from cryoweave.dataset.parallel import parallel_map
 from cryoweave.errors import DatasetError, DatasetLoadError, NotFoundError, ResultError
 from cryoweave.model.records import JobRecord, OutputGroup, OutputResult, OutputTable, ResultRef, ResultSource
 from cryoweave.spec import LoadableSlots
@@ -128,29 +129,37 @@ def join_tables(project_dir: str | Path, items: Sequence[str], columns: Sequence
     left = base[0] if len(base) == 1 else np.concatenate(base)
     keep = np.ones(len(left), dtype=bool)
     gathered: list[tuple[str, np.ndarray, np.ndarray | None]] = []  # (field, values, row index or None)
-    matched: dict[tuple[str, ...], np.ndarray | None] = {}
+    matches: list[tuple[np.ndarray, np.ndarray | None]] = []  # uid columns already matched, by content
     for column in columns:
         parts = [files[s.metafile] for s in column.sources]
         uids = parts[0]._cols["uid"] if len(parts) == 1 else np.concatenate([p._cols["uid"] for p in parts])
-        key = tuple(s.metafile for s in column.sources)
-        if key not in matched:
-            matched[key] = _match(left, uids, keep, column, items_label, single_item_pairs)
-        index = matched[key]
-        for source in column.sources[:1]:
-            fields = [f for f in parts[0]._cols if f.startswith(source.prefix + "/")]
-            for f in fields:
-                values = parts[0]._cols[f] if len(parts) == 1 else concat_columns(
-                    [p._cols[f.replace(source.prefix + "/", s.prefix + "/", 1)] for p, s in zip(parts, column.sources)])
-                gathered.append((column.name + f[len(source.prefix):], values, index))
+        index = next((i for u, i in matches if u is uids or (len(u) == len(uids) and np.array_equal(u, uids))),
+                     False)
+        if index is False:
+            index = _match(left, uids, keep, column, items_label, single_item_pairs)
+            matches.append((uids, index))
+        source = column.sources[0]
+        for f in [f for f in parts[0]._cols if f.startswith(source.prefix + "/")]:
+            values = parts[0]._cols[f] if len(parts) == 1 else concat_columns(
+                [p._cols[f.replace(source.prefix + "/", s.prefix + "/", 1)] for p, s in zip(parts, column.sources)])
+            gathered.append((column.name + f[len(source.prefix):], values, index))
     rows = None if keep.all() else np.flatnonzero(keep)
     cols: dict[str, np.ndarray] = {"uid": left if rows is None else left[rows]}
-    for name, values, index in gathered:
-        if name in cols:
-            continue
+    tasks, seen = [], {"uid"}
+    for task in gathered:  # a field named twice keeps its first binding
+        if task[0] not in seen:
+            seen.add(task[0])
+            tasks.append(task)
+
+    def gather(task: tuple[str, np.ndarray, np.ndarray | None]) -> np.ndarray:
+        _, values, index = task
         if index is None:
-            cols[name] = values if rows is None else take(values, rows)
-        else:
-            cols[name] = take(values, index if rows is None else index[rows])
+            return values if rows is None else take(values, rows)
+        return take(values, index if rows is None else index[rows])
+
+    total = len(cols["uid"]) * sum(v.itemsize * (v[:1].size or 1) for _, v, _ in tasks)
+    for (name, _, _), values in zip(tasks, parallel_map(gather, tasks, total_bytes=total)):
+        cols[name] = values
     return Dataset._from_cols(cols)
 
 

@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from cryoweave.cli import builder as _builder  # noqa: F401  (adds its verbs to the job app)
 from cryoweave.cli.dataset import app as dataset_app
 from cryoweave.cli.instance import app as instance_app
 from cryoweave.cli.job import app as job_app
