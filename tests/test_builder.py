@@ -368,3 +368,17 @@ def test_a_chain_on_each_database(tmp_path, database_url):
         ctf = ref.outputs["particles"].results["ctf"]  # the overridden slot passes through from where it was bound
         assert ctf.passthrough and [(s.metafile, s.origin) for s in ctf.sources] == [
             ("J1/J1_particles.cs", "J1.particles.ctf.0")]
+
+
+def test_appending_groups_that_share_items_is_refused_in_input_terms(project):
+    imported(project, n=5, first=10)
+    copy = project.create_external_job(title="same items")
+    copy.add_output("particle", "particles", slots=["blob"])
+    with copy.run():
+        copy.save_output("particles", particles(range(12, 20), "blob"))
+    join = project.create_job("join_particles")
+    join.connect("particles", "J1.particles")
+    join.connect("particles", "J2.particles")
+    with pytest.raises(ResultError, match=r"particles\[0\] \(J1.particles\) and particles\[1\] \(J2.particles\) hold "
+                                          r"the same item \(uid 12, 3 in all\).*disconnect one"):
+        join.load_input("particles")

@@ -445,7 +445,9 @@ VERBS = {
     "project": ["create", "list", "info", "rename", "archive", "unarchive", "delete", "detach", "attach"],
     "workspace": ["create", "list", "rename"],
     "job": ["types", "spec", "create", "list", "info", "set-param", "clear-param", "connect", "disconnect",
-            "mark-completed", "clear", "events"],
+            "mark-completed", "clear", "events",
+            # the job builder's verbs (cryoweave.cli.builder, tested in test_cli_builder.py)
+            "inputs", "connect-result", "clear-slot", "outputs", "export-output", "queue", "run"],
 }
 
 

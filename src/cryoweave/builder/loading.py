@@ -262,10 +262,26 @@ def load_input(project_dir: str | Path, record: JobRecord, name: str, lookup: Lo
         return Dataset()
     if len(parts) == 1:
         return parts[0]
+    if not binding.spec.repeat_allowed:
+        _no_shared_items(parts, binding, record)
     try:
         return Dataset.append_many(*parts, repeat_allowed=binding.spec.repeat_allowed)
     except DatasetError as err:
         raise ResultError(f"job {record.uid}, input {name!r}: the connected groups cannot be appended: {err}") from None
+
+
+def _no_shared_items(parts: Sequence[Dataset], binding: InputBinding, record: JobRecord) -> None:
+    """Appended groups must not hold the same item twice (unless the input allows repeats)."""
+    uids = np.concatenate([p["uid"] for p in parts])
+    owner = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+    order = np.argsort(uids, kind="stable")
+    same = np.flatnonzero(uids[order][1:] == uids[order][:-1])
+    if len(same):
+        a, b = (binding.connections[owner[order][k]] for k in (same[0], same[0] + 1))
+        where = "twice" if a.index == b.index else f"and {b.label(binding.name)}"
+        raise ResultError(f"job {record.uid}: {a.label(binding.name)} {where} hold the same item (uid "
+                          f"{int(uids[order][same[0]])}, {len(same):,} in all); input {binding.name!r} takes each "
+                          "item once: disconnect one of them")
 
 
 def input_uids(project_dir: str | Path, record: JobRecord, name: str, lookup: Lookup) -> np.ndarray:
