@@ -402,7 +402,7 @@ def test_kill_9_mid_write_leaves_whole_files_and_a_directory_never_behind(
             project.job(uid_).connect("particles", f"{source.uid}.particles").set_param("label", "continued")
         after = database_view(first, uid)
         assert after.jobs[sink.uid]["inputs"]["particles"] == [{"job": source.uid, "group": "particles",
-                                                                 "overrides": {}}]
+                                                                 "overrides": {}, "cleared": []}]
         assert after.jobs[sink.uid]["params"] == {"x": 42.0} and after.jobs[source.uid]["status"] == "queued"
         # every residue of the change in flight is overwritten: files and database agree exactly
         assert differing(after, files_view(directory), compare_spec=True) == {}, context
