@@ -42,6 +42,18 @@ def _no_cycle(tx: ProjectTx, record: JobRecord, source: JobRecord, what: str) ->
                          f"{record.uid}")
 
 
+def _check_datatype(source: JobRecord, group: str, spec: InputSpec, what: str, job: str) -> None:
+    """The output group must exist and hold the input's datatype."""
+    output = next((o for o in source.spec.outputs if o.name == group), None)
+    if output is None and group not in source.outputs:
+        known = ", ".join(o.name for o in source.spec.outputs) or "none"
+        raise NotFoundError(f"job {source.uid} ({source.type}) has no output {group!r} (outputs: {known})")
+    datatype = output.type if output is not None else source.outputs[group].type
+    if datatype != spec.type:
+        raise ParamError(f"{what} holds {datatype.value} items but input {spec.name!r} of {job} takes "
+                         f"{spec.type.value}")
+
+
 def _connection(record: JobRecord, input_name: str, index: int) -> tuple[InputSpec, Connection]:
     spec = record.spec.input(input_name)
     current = record.inputs.get(input_name, [])
@@ -68,15 +80,7 @@ def connect(input_name: str, address: str) -> Change:
         connection = Connection.parse(_same_project(tx, address))
         source = _source(tx, record, connection.job, str(connection))
         lookup = cached(lambda uid: tx.job(uid)[1])
-        output = next((o for o in source.spec.outputs if o.name == connection.group), None)
-        if output is None and connection.group not in source.outputs:
-            known = ", ".join(o.name for o in source.spec.outputs) or "none"
-            raise NotFoundError(f"job {source.uid} ({source.type}) has no output {connection.group!r} "
-                                f"(outputs: {known})")
-        datatype = output.type if output is not None else source.outputs[connection.group].type
-        if datatype != spec.type:
-            raise ParamError(f"{connection} holds {datatype.value} items but input {input_name!r} of {record.uid} "
-                             f"takes {spec.type.value}")
+        _check_datatype(source, connection.group, spec, str(connection), record.uid)
         current = record.inputs.setdefault(input_name, [])
         if spec.count_max is not None and len(current) >= spec.count_max:
             raise ParamError(f"input {input_name!r} of {record.uid} takes at most {spec.count_max} group(s) "
@@ -107,14 +111,7 @@ def connect_result(input_name: str, index: int, slot: str, address: str) -> Chan
         source = _source(tx, record, ref.job, str(ref))
         _no_cycle(tx, record, source, str(ref))
         lookup = cached(lambda uid: tx.job(uid)[1])
-        output = next((o for o in source.spec.outputs if o.name == ref.group), None)
-        if output is None and ref.group not in source.outputs:
-            known = ", ".join(o.name for o in source.spec.outputs) or "none"
-            raise NotFoundError(f"job {source.uid} ({source.type}) has no output {ref.group!r} (outputs: {known})")
-        datatype = output.type if output is not None else source.outputs[ref.group].type
-        if datatype != spec.type:
-            raise ParamError(f"{ref.job}.{ref.group} holds {datatype.value} items but input {input_name!r} takes "
-                             f"{spec.type.value}")
+        _check_datatype(source, ref.group, spec, f"{ref.job}.{ref.group}", record.uid)
         held = group_results(source, ref.group, lookup)
         if held is not None:
             found = held.get(ref.result)
