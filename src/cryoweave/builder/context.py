@@ -108,13 +108,12 @@ class JobContext:
                 raise StatusError(f"job {self.uid} is {current.status.value}; it stopped while the output was saved")
             saving.next_version(current.outputs.get(name), number, where)  # another save may have taken it
             lookup = cached(lambda uid: tx.job(uid)[1])
-            received: dict[str, str] = {}
-            if spec.passthrough is not None:
-                binding = bind_input(current, spec.passthrough, lookup)
-                for cb in binding.connections:
-                    received |= {b.name: b.dtype for b in [*cb.slots, *cb.passthroughs] if b.ref is not None}
+            binding = None if spec.passthrough is None else bind_input(current, spec.passthrough, lookup)
+            received = {b.name: b.dtype for cb in (binding.connections if binding else [])
+                        for b in [*cb.slots, *cb.passthroughs] if b.ref is not None}
             made = {p: saving.result_dtype(spec, p, received, where) for p in prefixes}
-            text = saving.record_save(current, spec, number, metafile, made, len(dataset), lookup)
+            text = saving.record_save(current, spec, number, metafile, made, len(dataset),
+                                      saving.passthroughs(binding, lookup))
             saving.write_group_file(tx.directory.path, current, current.outputs[name])
             return text
 

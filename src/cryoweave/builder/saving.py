@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cryoweave.builder.bindings import Lookup, bind_input
+from cryoweave.builder.bindings import InputBinding, Lookup
 from cryoweave.builder.loading import resolve
 from cryoweave.dataset import Dataset
 from cryoweave.errors import CryoweaveError, ResultError
@@ -74,11 +74,11 @@ def metafile_name(record: JobRecord, group: str, version: int, numbered: bool) -
     return f"{record.uid}/{record.uid}_{group}.cs"
 
 
-def passthroughs(record: JobRecord, spec: OutputSpec, lookup: Lookup) -> dict[str, OutputResult]:
-    """The results an output passes through from its input: where each is already kept, in one hop."""
-    if spec.passthrough is None:
+def passthroughs(binding: InputBinding | None, lookup: Lookup) -> dict[str, OutputResult]:
+    """The results an output passes through from its input (``binding``): where each is already kept,
+    in one hop."""
+    if binding is None:
         return {}
-    binding = bind_input(record, spec.passthrough, lookup)
     carried: dict[str, OutputResult] | None = None
     for cb in binding.connections:
         here: dict[str, OutputResult] = {}
@@ -98,8 +98,8 @@ def passthroughs(record: JobRecord, spec: OutputSpec, lookup: Lookup) -> dict[st
 
 
 def record_save(record: JobRecord, spec: OutputSpec, version: int, metafile: str, made: dict[str, str],
-                num_items: int, lookup: Lookup) -> str:
-    """Add one saved version to the job's record; the event text describing it."""
+                num_items: int, carried: dict[str, OutputResult]) -> str:
+    """Add one saved version to the job's record (``carried``: its passthroughs); the event text."""
     group = record.outputs.get(spec.name) or OutputGroup(name=spec.name, type=spec.type, title=spec.title,
                                                            passthrough=spec.passthrough)
     group.tables.append(OutputTable(version=version, metafile=metafile, num_items=num_items))
@@ -113,7 +113,7 @@ def record_save(record: JobRecord, spec: OutputSpec, version: int, metafile: str
         result.num_items.append(num_items)
         group.results[name] = result
     created = {n for n, r in group.results.items() if not r.passthrough}
-    for name, result in passthroughs(record, spec, lookup).items():
+    for name, result in carried.items():
         if name not in created:
             result.num_items = [num_items]
             group.results[name] = result

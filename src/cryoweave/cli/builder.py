@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cryoweave.cli.instance import open_instance
-from cryoweave.cli.job import JobArg, ProjectArg, _count, _slot, app, job_data
+from cryoweave.cli.job import JobArg, ProjectArg, _count, _done, _slot, app, job_data
 from cryoweave.cli.output import AsJson, console, escape, print_fields, print_heading, print_json, print_table, say
 
 if TYPE_CHECKING:
@@ -329,11 +329,7 @@ def queue(project: ProjectArg, job: JobArg, as_json: AsJson = False) -> None:
     Example: cryoweave job queue P1 J7
     """
     with open_instance() as inst:
-        j = inst.project(project).job(job).queue()
-        if as_json:
-            print_json(job_data(j))
-        else:
-            say(f"{j.project.uid} {j.uid}: queued")
+        _done(inst.project(project).job(job).queue(), as_json, "queued")
 
 
 def _failure(job: Job) -> str:
