@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cryoweave.api.running import LaneMethods, RunMethods
 from cryoweave.builder import edits, lifecycle, wiring
 from cryoweave.builder.bindings import InputBinding, bind_inputs
 from cryoweave.builder.context import read_input, read_output, store_lookup
@@ -22,7 +23,7 @@ from cryoweave.jobs import Registry, default_registry
 from cryoweave.model.jobspec import JobTypeSpec
 from cryoweave.model.records import Connection, Event, JobRecord, OutputGroup, WorkspaceRecord
 from cryoweave.model.status import JobStatus
-from cryoweave.run import run_job
+from cryoweave.run import actions
 from cryoweave.settings import Settings
 from cryoweave.spec import LoadableSlots
 from cryoweave.store import ProjectInfo, Store, attach, detach
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from cryoweave.api.external import ExternalJob
 
 
-class Instance:
+class Instance(LaneMethods):
     """The installation: its database, its projects and the job types it knows.
 
     ``home`` and ``database_url`` default to ``$CRYOWEAVE_HOME`` (``~/.cryoweave``) and
@@ -200,7 +201,7 @@ class Workspace:
         return self.project.create_job(type, workspace=self.uid, **kwargs)
 
 
-class Job:
+class Job(RunMethods):
     """A job; its record is read when the object is made and after each change (``refresh()``)."""
 
     def __init__(self, project: Project, record: JobRecord):
@@ -297,15 +298,6 @@ class Job:
         """What keeps this job from being queued (empty when nothing does)."""
         return lifecycle.requirements(self.refresh().record, store_lookup(self.project._store, self.project.uid))
 
-    def queue(self) -> Job:
-        """Queue the job; refused, naming the input and why, while a requirement is unmet."""
-        return self._edit(lifecycle.queue())
-
-    def execute(self) -> Job:
-        """Run the job here, in the foreground, until it completes or fails."""
-        self.record = run_job(self.project._store, self.project.instance.registry, self.project.uid, self.uid)
-        return self
-
     def load_input(self, name: str, slots: LoadableSlots = "all") -> Dataset:
         """An input group as the job sees it: each connection's slots joined on uid, the groups appended."""
         return read_input(self.project._store, self.project.uid, self.refresh().record, name, slots=slots)
@@ -330,8 +322,10 @@ class Job:
     def mark_completed(self) -> Job:
         return self._edit(edits.mark_completed())
 
-    def clear(self) -> Job:
-        return self._edit(edits.clear())
+    def clear(self, *, descendants: bool = False) -> Job:
+        """Back to building: outputs and files removed, params and connections kept (``descendants`` too)."""
+        actions.clear(self.project._store, self.project.uid, self.uid, descendants=descendants)
+        return self.refresh()
 
     def add_to_workspace(self, workspace: str) -> Job:
         return self._edit(edits.set_workspaces(add=[workspace]))

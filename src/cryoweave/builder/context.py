@@ -11,22 +11,28 @@ on a cluster node.
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cryoweave.atomic import atomic_write
 from cryoweave.builder import loading, saving
 from cryoweave.builder.bindings import Lookup, bind_input, cached
 from cryoweave.dataset import Dataset
 from cryoweave.dataset.combine import match_last
-from cryoweave.errors import ResultError, StatusError
+from cryoweave.errors import ParamError, ResultError, StatusError
+from cryoweave.formats.png import PNG_SIGNATURE, png_bytes
 from cryoweave.model.records import JobRecord, OutputGroup
 from cryoweave.model.status import JobStatus
 from cryoweave.spec import LoadableSlots
 from cryoweave.spec.addresses import FINAL
 from cryoweave.store import Store
 from cryoweave.store.transaction import ProjectTx
+
+PROGRESS_EVERY_S = 1.0
 
 RUNNING = frozenset({JobStatus.STARTED, JobStatus.RUNNING, JobStatus.WAITING})
 
@@ -52,11 +58,12 @@ def read_input(store: Store, project: str, record: JobRecord, name: str, *, slot
 class JobContext:
     """One job of one project, as its running code uses it."""
 
-    def __init__(self, store: Store, project: str, job: str):
-        self.store, self.project = store, project
+    def __init__(self, store: Store, project: str, job: str, *, token: str | None = None):
+        self.store, self.project, self.token = store, project, token
         self.record = store.get_job(project, job)
         self.uid = self.record.uid
         self.project_dir = store.get_project(project).directory
+        self._last_progress = float("-inf")
 
     @property
     def directory(self) -> Path:
@@ -78,7 +85,42 @@ class JobContext:
         return read_input(self.store, self.project, self.refresh(), name, slots=slots)
 
     def log(self, text: str, level: str = "info", data: dict[str, Any] | None = None) -> None:
+        """Add a line to the job's event log (``level``: info, warning or error)."""
         self.store.add_event(self.project, self.uid, text, level=level, data=data)
+
+    def warning(self, text: str) -> None:
+        self.log(text, level="warning")
+
+    def progress(self, done: int, total: int, text: str = "") -> None:
+        """Report progress through a long step (written at most once a second, and at the end)."""
+        now = time.monotonic()
+        if done < total and now - self._last_progress < PROGRESS_EVERY_S:
+            return
+        self._last_progress = now
+        self.log(text or f"{done:,} of {total:,}", data={"progress": {"done": int(done), "total": int(total)}})
+
+    def image(self, image: bytes | str | Path | np.ndarray, name: str, title: str = "") -> Path:
+        """Show a PNG image in the event log: PNG bytes, a ``.png`` file, or a grey/RGB array.
+
+        It is kept as ``<job>/images/<name>.png``; the event names it.
+        """
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name):
+            raise ParamError(f"image name {name!r} must be letters, digits, '_', '.' or '-'")
+        if isinstance(image, np.ndarray):
+            data = png_bytes(image)
+        elif isinstance(image, bytes):
+            data = image
+        else:
+            data = Path(image).read_bytes()
+        if not data.startswith(PNG_SIGNATURE):
+            raise ParamError(f"image {name!r} of job {self.uid} is not a PNG")
+        path = self.directory / "images" / f"{name.removesuffix('.png')}.png"
+        path.parent.mkdir(exist_ok=True)
+        with atomic_write(path) as f:
+            f.write(data)
+        relative = path.relative_to(self.project_dir).as_posix()
+        self.log(title or name, data={"image": relative})
+        return path
 
     def save_output(self, name: str, dataset: Dataset, version: int | None = None) -> OutputGroup:
         """Save one version of an output group: the dataset's results (and uids) are written; the
@@ -106,6 +148,8 @@ class JobContext:
         def change(tx: ProjectTx, current: JobRecord) -> str:
             if current.status not in RUNNING:
                 raise StatusError(f"job {self.uid} is {current.status.value}; it stopped while the output was saved")
+            if self.token is not None and (current.run is None or current.run.token != self.token):
+                raise StatusError(f"job {self.uid} was cleared or re-queued while this run saved {name!r}")
             saving.next_version(current.outputs.get(name), number, where)  # another save may have taken it
             lookup = cached(lambda uid: tx.job(uid)[1])
             binding = None if spec.passthrough is None else bind_input(current, spec.passthrough, lookup)

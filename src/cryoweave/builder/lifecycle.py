@@ -17,7 +17,7 @@ from cryoweave.builder.edits import Change, editable, transition
 from cryoweave.builder.loading import resolve
 from cryoweave.errors import CryoweaveError, ParamError, StatusError
 from cryoweave.model.jobspec import InputSpec, JobTypeSpec, OutputSpec
-from cryoweave.model.records import JobRecord, ResultRef
+from cryoweave.model.records import JobRecord, ResultRef, RunInfo
 from cryoweave.model.status import JobStatus
 from cryoweave.store.transaction import ProjectTx, input_parents
 
@@ -80,43 +80,106 @@ def _check(tx: ProjectTx, record: JobRecord, what: str, running: bool) -> None:
         raise ParamError(f"cannot {what} {record.uid}: " + "; ".join(problems))
 
 
-def queue(note: str = "") -> Change:
-    """Queue a building job, after checking its inputs' requirements."""
+def queue(note: str = "", run: RunInfo | None = None) -> Change:
+    """Queue a building job, after checking its inputs' requirements (``run``: its lane and priority)."""
     def change(tx: ProjectTx, record: JobRecord) -> str:
         if record.status != JobStatus.BUILDING:
             raise StatusError(f"job {record.uid} is {record.status.value}; only a building job can be queued "
                               "(clear it first to run it again)")
         _check(tx, record, "queue", running=False)
-        return transition(JobStatus.QUEUED, note)(tx, record)
+        record.run = run
+        where = f" on lane {run.lane}" + (f", priority {run.priority}" if run.priority else "") if run else ""
+        return transition(JobStatus.QUEUED, note)(tx, record) + where
     return change
 
 
-def start(note: str = "") -> Change:
-    """Bring a building or queued job to running (its inputs checked, its parents completed)."""
+def launch(token: str, **given: Any) -> Change:
+    """A queued job handed to its lane (``given``: host, cpu, gpus, ram_gb, cluster fields …) as run ``token``."""
+    def change(tx: ProjectTx, record: JobRecord) -> str:
+        if record.status != JobStatus.QUEUED or record.run is None:
+            raise StatusError(f"job {record.uid} is {record.status.value}, no longer queued")
+        record.run = record.run.model_copy(update={"token": token, "waiting": "", "message": "", **given})
+        where = f"{given['host']}" if given.get("host") else record.run.lane
+        return transition(JobStatus.LAUNCHED, f"lane {record.run.lane} ({where})")(tx, record)
+    return change
+
+
+def update_run(token: str, event: str | None = None, **fields: Any) -> Change:
+    """Change what the record says of run ``token`` (a cluster job id, a waiting reason …), not its status."""
+    def change(tx: ProjectTx, record: JobRecord) -> str | None:
+        _own(record, token)
+        if not record.status.active:
+            raise StatusError(f"job {record.uid} is {record.status.value}, not queued or running")
+        record.run = record.run.model_copy(update=fields)
+        return event
+    return change
+
+
+def _own(record: JobRecord, token: str | None) -> None:
+    if token is not None and token != "" and (record.run is None or record.run.token != token):
+        raise StatusError(f"job {record.uid} was cleared or re-queued since this worker was launched; "
+                          "this worker's run is over")
+
+
+def begin(token: str, host: str, pid: int) -> Change:
+    """The worker of run ``token`` has started on ``host``: launched → started → running."""
+    def change(tx: ProjectTx, record: JobRecord) -> str:
+        _own(record, token)
+        if record.status != JobStatus.LAUNCHED:
+            raise StatusError(f"job {record.uid} is {record.status.value}; its worker can start only a launched job")
+        _check(tx, record, "start", running=True)
+        record.run = record.run.model_copy(update={"host": host, "pid": pid})
+        transition(JobStatus.STARTED)(tx, record)
+        transition(JobStatus.RUNNING)(tx, record)
+        return f"running on {host} (pid {pid})"
+    return change
+
+
+def end_run(status: JobStatus, message: str, token: str | None = None) -> Change:
+    """Stop an active job as ``killed`` or ``failed`` with the reason (only the run ``token``, if given)."""
+    def change(tx: ProjectTx, record: JobRecord) -> str:
+        _own(record, token)
+        if not record.status.active:
+            raise StatusError(f"job {record.uid} is {record.status.value}, not queued or running")
+        if record.run is not None:
+            record.run = record.run.model_copy(update={"message": message, "waiting": ""})
+        return transition(status, message)(tx, record)
+    return change
+
+
+def start(note: str = "", run: RunInfo | None = None) -> Change:
+    """Bring a building or queued job to running here (its inputs checked, its parents completed)."""
     def change(tx: ProjectTx, record: JobRecord) -> str:
         if record.status not in (JobStatus.BUILDING, JobStatus.QUEUED):
             raise StatusError(f"job {record.uid} is {record.status.value}; only a building or queued job can start "
                               "(clear it first to run it again)")
         _check(tx, record, "start", running=True)
         steps = [JobStatus.QUEUED] if record.status == JobStatus.BUILDING else []
+        if run is not None:
+            record.run = run
         for status in [*steps, JobStatus.LAUNCHED, JobStatus.STARTED, JobStatus.RUNNING]:
             transition(status)(tx, record)
         return "running" + (f": {note}" if note else "")
     return change
 
 
-def finish(error: str | None = None) -> Change:
-    """End a running job: completed, or failed with ``error``."""
+def finish(error: str | None = None, token: str | None = None) -> Change:
+    """End a running job: completed, or failed with ``error`` (only the run ``token``, if given)."""
     def change(tx: ProjectTx, record: JobRecord) -> str:
+        _own(record, token)
         if record.status not in (JobStatus.STARTED, JobStatus.RUNNING, JobStatus.WAITING):
             raise StatusError(f"job {record.uid} is {record.status.value}, not running; there is nothing to stop")
         if error is None:
             unsaved = [o.name for o in record.spec.outputs if not (record.outputs.get(o.name)
                                                                    and record.outputs[o.name].tables)]
             if unsaved and record.type != EXTERNAL:
+                if record.run is not None:
+                    record.run = record.run.model_copy(update={"message": f"never saved {', '.join(unsaved)}"})
                 return transition(JobStatus.FAILED, f"output{'s' * (len(unsaved) > 1)} {', '.join(unsaved)} "
                                   "never saved")(tx, record)
             return transition(JobStatus.COMPLETED)(tx, record)
+        if record.run is not None:
+            record.run = record.run.model_copy(update={"message": error})
         return transition(JobStatus.FAILED, error)(tx, record)
     return change
 

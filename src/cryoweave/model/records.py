@@ -164,6 +164,29 @@ class ProjectRecord(Record):
     archived: bool = False
 
 
+class RunInfo(Record):
+    """Where and how a queued job runs: its lane, its place in the queue and what it was given.
+
+    ``token`` names one run: a worker acts on the job only while the record holds its token, so
+    a worker left over from an earlier run (a lost node that comes back) cannot touch a new one.
+    """
+
+    lane: str
+    priority: int = 0
+    token: str = ""
+    host: str = ""
+    pid: int | None = None
+    cpu: int = 0
+    gpus: list[int] = Field(default_factory=list)
+    ram_gb: float = 0.0
+    cluster_job_id: str = ""
+    cluster_state: str = ""
+    script: str = Field("", description="the submitted script, relative to the project directory")
+    custom_vars: dict[str, str] = Field(default_factory=dict)
+    waiting: str = Field("", description="why a queued job has not started yet")
+    message: str = Field("", description="how the run ended, when it did not complete")
+
+
 class JobRecord(Record):
     """A job: what it is (type and the spec it was made with), how it is set up, where it stands."""
 
@@ -177,6 +200,7 @@ class JobRecord(Record):
     inputs: dict[str, list[Connection]] = Field(default_factory=dict)
     outputs: dict[str, OutputGroup] = Field(default_factory=dict)
     status_times: dict[JobStatus, dt.datetime] = Field(default_factory=dict)
+    run: RunInfo | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
     spec: JobTypeSpec

@@ -3,6 +3,7 @@
     building ─► queued ─► launched ─► started ─► running ⇄ waiting ─► completed
        ▲          │          │           │          │         │
        │          └──────────┴───────────┴──────────┴─────────┴─► killed / failed
+       │          (a queued job fails when its lane cannot take it: a script that does not render)
        └── clear (from queued, completed, killed, failed)    killed/failed ─► completed (mark completed)
 
 >>> JobStatus.BUILDING.can_become(JobStatus.QUEUED)
@@ -49,7 +50,7 @@ ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.LAUNCHED, JobStatus.STARTED, Job
 _STOPPED = {JobStatus.KILLED, JobStatus.FAILED}
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.BUILDING: frozenset({JobStatus.QUEUED}),
-    JobStatus.QUEUED: frozenset({JobStatus.LAUNCHED, JobStatus.BUILDING, JobStatus.KILLED}),
+    JobStatus.QUEUED: frozenset({JobStatus.LAUNCHED, JobStatus.BUILDING, *_STOPPED}),
     JobStatus.LAUNCHED: frozenset({JobStatus.STARTED, *_STOPPED}),
     JobStatus.STARTED: frozenset({JobStatus.RUNNING, *_STOPPED}),
     JobStatus.RUNNING: frozenset({JobStatus.WAITING, JobStatus.COMPLETED, *_STOPPED}),

@@ -1,4 +1,4 @@
-"""Layer 8: running jobs. For now, in the foreground in this process (:mod:`cryoweave.run.foreground`)."""
+"""Layer 8: running jobs: in the foreground, or queued to lanes (local workers, clusters) by the scheduler."""
 
 from cryoweave.run.foreground import run_job
 

@@ -66,9 +66,18 @@ jobs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("record", Text, nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("project_id", "number"),
     Index("ix_jobs_project_status", "project_id", "status"),
 )
+
+lanes = Table(
+    "lanes", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("config", Text, nullable=False),
+)
+"""Where queued jobs run: each lane's configuration as JSON (see :mod:`cryoweave.model.lanes`)."""
 
 job_workspaces = Table(
     "job_workspaces", metadata,
