@@ -7,11 +7,17 @@ when a test asks for it.
 CRYOWEAVE_TEST_DATABASES=sqlite runs only the SQLite cases: it is for developers without
 PostgreSQL. Otherwise a missing or broken PostgreSQL fails the ``postgresql`` cases with the
 reason; they are never skipped.
+
+A test that takes ``slurm_cluster`` gets the session's one-node SLURM cluster, started at first
+use; ``SLURM_CONF`` points to it for the session, so ``sbatch`` and friends run by the code under
+test find it. CRYOWEAVE_TEST_SLURM=0 skips those tests; otherwise a missing or broken SLURM fails
+them with the reason.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +25,7 @@ import pytest
 
 from support import selected_databases
 from support.postgres import PostgresServer
+from support.slurm import STEERING_PREFIXES, SlurmCluster
 
 DATABASES = selected_databases()
 _database_numbers = itertools.count()
@@ -46,6 +53,37 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """The session's one-node SLURM cluster, started at first use; ``SLURM_CONF`` points to it."""
+    if os.environ.get("CRYOWEAVE_TEST_SLURM", "1") == "0":
+        pytest.skip("CRYOWEAVE_TEST_SLURM=0 excludes the SLURM tests")
+    cluster = SlurmCluster()
+    try:
+        cluster.start()
+    except Exception as exc:
+        error = exc
+    else:
+        error = None
+    if error is not None:  # failed outside the except block, so the report shows the reason once
+        pytest.fail(
+            f"cannot start the SLURM test cluster: {error}\n(CRYOWEAVE_TEST_SLURM=0 skips the SLURM tests)",
+            pytrace=False,
+        )
+    # The developer's SLURM variables (SBATCH_PARTITION, those of an enclosing SLURM job...) must
+    # not steer the commands run against the test cluster; all come back at the end.
+    saved = {k: v for k, v in os.environ.items() if k.startswith(STEERING_PREFIXES)}
+    try:
+        for key in saved:
+            del os.environ[key]
+        os.environ["SLURM_CONF"] = str(cluster.conf)
+        yield cluster
+    finally:
+        os.environ.pop("SLURM_CONF", None)
+        os.environ.update(saved)
+        cluster.stop()
 
 
 @pytest.fixture(params=DATABASES, ids=DATABASES)

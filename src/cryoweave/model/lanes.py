@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 DEFAULT_SUBMIT = "sbatch --parsable {{ script_path_abs }}"
-DEFAULT_STATUS = "squeue -h -j {{ cluster_job_id }} -o %T"
+DEFAULT_STATUS = "squeue -h --states=all -j {{ cluster_job_id }} -o %T"
 DEFAULT_CANCEL = "scancel {{ cluster_job_id }}"
 DEFAULT_INFO = "sinfo"
 

@@ -45,10 +45,14 @@ def parse_vars(pairs: list[str] | dict[str, str] | None) -> dict[str, str]:
 
 def queue(store: Store, project: str, job: str, *, lane: str | None = None, priority: int = 0,
           custom_vars: dict[str, str] | None = None) -> JobRecord:
-    """Queue a building job to a lane (``local`` by default), checked against what the lane can give."""
-    chosen = get_lane(store, lane or LOCAL)
+    """Queue a building job to a lane, checked against what the lane can give.
+
+    The lane defaults to the one the job last ran on, else ``local``; so do custom variables.
+    """
     record = store.get_job(project, job)
-    run = RunInfo(lane=chosen.name, priority=int(priority), custom_vars=parse_vars(custom_vars))
+    chosen = get_lane(store, lane or (record.run.lane if record.run else LOCAL))
+    earlier = dict(record.run.custom_vars) if record.run and record.run.lane == chosen.name else {}
+    run = RunInfo(lane=chosen.name, priority=int(priority), custom_vars={**earlier, **parse_vars(custom_vars)})
     if isinstance(chosen, ClusterLane):
         directory = store.get_project(project).directory
         preview = record.model_copy(update={"run": run})
@@ -117,14 +121,18 @@ def _clear_one(record: JobRecord) -> edits.Change:
         if current.status.active:
             raise StatusError(f"job {current.uid} is {current.status.value}; kill it before clearing it")
         text = change(tx, current)
-        current.run = None
+        old = current.run  # the lane and custom variables stay the job's choice; the priority is reset
+        current.run = None if old is None else RunInfo(lane=old.lane, custom_vars=dict(old.custom_vars))
         return text
     return apply
 
 
 def clear(store: Store, project: str, job: str, *, descendants: bool = False) -> list[JobRecord]:
     """Back to building, outputs and files removed, params and connections kept; ``descendants`` too."""
-    uids = [store.get_job(project, job).uid]
+    root = store.get_job(project, job)
+    if root.status == JobStatus.BUILDING and not descendants:
+        raise StatusError(f"job {root.uid} is already building; there is nothing to clear")
+    uids = [root.uid]
     if descendants:
         uids += tables.descendants(store, project, job)
     records = [store.get_job(project, uid) for uid in uids]
@@ -143,8 +151,7 @@ def restart(store: Store, project: str, job: str) -> JobRecord:
         kill(store, project, job, "killed to restart")
     if record.status != JobStatus.BUILDING:
         clear(store, project, job)
-    return queue(store, project, job, lane=run.lane if run else None, priority=run.priority if run else 0,
-                 custom_vars=dict(run.custom_vars) if run else None)
+    return queue(store, project, job, lane=run.lane if run else None, priority=run.priority if run else 0)
 
 
 def clone(store: Store, project: str, job: str, *, workspace: str | None = None, title: str = "") -> JobRecord:

@@ -48,7 +48,7 @@ def run_sleeper(ctx) -> None:
     started = time.time()
     note = _note(ctx)
     print(f"sleeper {ctx.uid}: pid {note['pid']} cuda={note['cuda']!r}", flush=True)
-    steps = 5
+    steps = 5 if ctx.params["seconds"] >= 1 else 1
     for step in range(steps):
         time.sleep(ctx.params["seconds"] / steps)
         ctx.progress(step + 1, steps, "sleeping")
@@ -86,3 +86,4 @@ GPU_SLEEPER = SimpleNamespace(spec=_spec("gpu_sleeper", "Sleep on a GPU", gpu=1)
 GREEDY = SimpleNamespace(spec=_spec("greedy", "Needs four GPUs", gpu=4), run=run_sleeper)
 CRASHER = SimpleNamespace(spec=_spec("crasher", "Crash"), run=run_crasher)
 HALF_WRITER = SimpleNamespace(spec=_spec("half_writer", "Write half a file and hang"), run=run_half_writer)
+QUICK = SimpleNamespace(spec=_spec("quick", "Sleep a little, make particles"), run=run_sleeper)
