@@ -63,7 +63,7 @@ def queue(store: Store, project: str, job: str, *, lane: str | None = None, prio
 
 
 def wait(store: Store, registry: Registry | None, project: str, job: str, *, timeout: float | None = None,
-         schedule: bool = True, interval: float = 0.25) -> JobRecord:
+         schedule: bool = True, interval: float = 0.1) -> JobRecord:
     """Wait until a queued or running job has ended (completed, failed, killed) or gone back to building.
 
     With ``schedule``, this process runs the scheduler while no other does, so waiting works

@@ -1,9 +1,10 @@
 """The scheduler: starts queued jobs when their inputs are complete and their lane has room, and
 watches launched and running jobs until they end.
 
-One scheduler acts at a time, whichever process runs it: ``cryoweave serve``, ``cryoweave
-scheduler``, or a command waiting for a job (``cryoweave job queue --wait``) when no other runs
-(the database holds a lease, renewed while it works, see :mod:`cryoweave.store.queue`).
+One process schedules at a time, whichever it is: ``cryoweave serve``, ``cryoweave scheduler``,
+or a command waiting for a job (``cryoweave job queue --wait``) when no other runs (the
+database holds a lease naming the process, renewed while it works, see
+:mod:`cryoweave.store.queue`). Within the process, ticks of all its schedulers take turns.
 
 Order: higher priority first, then first queued first. On a local lane the first job that does
 not fit blocks the jobs behind it (no job waits forever behind smaller ones); a job waiting for
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -41,6 +43,8 @@ from cryoweave.store.queue import ActiveJob
 from cryoweave.store.transaction import ProjectTx
 
 LEASE_S = 20.0
+_PROCESS_HOLDER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+_TICK_LOCK = threading.Lock()
 FOREGROUND = "foreground"
 _CLUSTER_ENDS = {"CANCELLED": "was cancelled outside cryoweave", "TIMEOUT": "reached its time limit",
                  "NODE_FAIL": "lost its node", "OUT_OF_MEMORY": "ran out of memory", "PREEMPTED": "was preempted",
@@ -83,7 +87,7 @@ class Scheduler:
         self.store, self.settings = store, store.settings
         self.registry = registry or default_registry()
         self.host = socket.gethostname()
-        self.holder = uuid.uuid4().hex
+        self.holder = _PROCESS_HOLDER
         self.describe = describe or f"{self.host} pid {os.getpid()}"
         self.launcher = local.Launcher(self.settings)
         self._pids: dict[str, int] = {}
@@ -93,7 +97,11 @@ class Scheduler:
 
     # ------------------------------------------------------------------ the loop
     def tick(self) -> bool:
-        """One round: watch the running jobs, start what can start. False while another scheduler acts."""
+        """One round: watch the running jobs, start what can start. False while another process schedules."""
+        with _TICK_LOCK:
+            return self._tick()
+
+    def _tick(self) -> bool:
         now = time.monotonic()
         if not self.holding or now >= self._renew_at:
             self.holding = tables.take_lease(self.store, self.holder, LEASE_S, self.describe)
@@ -111,7 +119,7 @@ class Scheduler:
         self._start(active, lanes)
         return True
 
-    def run(self, until: Callable[[], bool] | None = None, interval: float = 0.25) -> None:
+    def run(self, until: Callable[[], bool] | None = None, interval: float = 0.1) -> None:
         """Tick until ``until()`` says to stop (forever without it); the lease is released at the end."""
         try:
             while until is None or not until():
