@@ -34,6 +34,7 @@ bench: $(VENV)/.test
 	$(PY) benchmarks/bench_dataset.py
 	$(PY) benchmarks/bench_builder.py --keep 1.0 --out bench-output/chain
 	$(PY) benchmarks/bench_builder.py --keep 0.9 --out bench-output/chain-with-selection
+	$(PY) benchmarks/bench_scheduler.py --out bench-output
 	bash scripts/test-services.sh
 	$(PY) benchmarks/bench_store.py
 

@@ -447,7 +447,10 @@ VERBS = {
     "job": ["types", "spec", "create", "list", "info", "set-param", "clear-param", "connect", "disconnect",
             "mark-completed", "clear", "events",
             # the job builder's verbs (cryoweave.cli.builder, tested in test_cli_builder.py)
-            "inputs", "connect-result", "clear-slot", "outputs", "export-output", "queue", "run"],
+            "inputs", "connect-result", "clear-slot", "outputs", "export-output",
+            # running jobs (cryoweave.cli.running, tested in test_cli_running.py)
+            "queue", "run", "wait", "kill", "restart", "clone", "log", "show"],
+    "lane": ["list", "add-cluster", "add-local", "remove", "info", "render"],
 }
 
 

@@ -395,7 +395,8 @@ def test_slurm_templates_are_checked_before_anything_is_submitted(slurm, tmp_pat
     with pytest.raises(ParamError, match=r"syntax error on line [23]"):
         inst.add_cluster_lane(bad)
     unknown = _lane_dir(tmp_path, "unknown-var")
-    (unknown / "cluster_script.sh").write_text("#!/bin/bash\n#SBATCH --account={{ account }}\n{{ run_cmd }}\n")
+    (unknown / "cluster_script.sh").write_text("#!/bin/bash\n#SBATCH --account={{ account }}\n"
+                                               "#SBATCH --output={{ job_log_path_abs }}\n{{ run_cmd }}\n")
     inst.add_cluster_lane(unknown)
     job = project.create_job("quick")
     with pytest.raises(ParamError, match=r"uses \{\{ account \}\}.*--var account=VALUE"):

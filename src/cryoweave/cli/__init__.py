@@ -11,9 +11,12 @@ import sys
 import typer
 
 from cryoweave.cli import builder as _builder  # noqa: F401  (adds its verbs to the job app)
+from cryoweave.cli import joblog as _joblog  # noqa: F401  (adds job log to the job app)
+from cryoweave.cli import running as _running  # adds its verbs to the job app; the scheduler command
 from cryoweave.cli.dataset import app as dataset_app
 from cryoweave.cli.instance import app as instance_app
 from cryoweave.cli.job import app as job_app
+from cryoweave.cli.lane import app as lane_app
 from cryoweave.cli.project import app as project_app
 from cryoweave.cli.workspace import app as workspace_app
 from cryoweave.errors import CryoweaveError
@@ -31,6 +34,8 @@ app.add_typer(project_app, name="project")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(job_app, name="job")
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(lane_app, name="lane")
+app.command("scheduler")(_running.scheduler)
 
 
 def _print_version(value: bool) -> None:

@@ -1,5 +1,6 @@
 """``cryoweave job ...`` verbs of the job builder: what each input slot is bound to, single-slot
-overrides and clears, outputs with their versions and passthroughs, export, queue and run.
+overrides and clears, outputs with their versions and passthroughs, and export (queue and run are in
+:mod:`cryoweave.cli.running`).
 
 The verbs are added to the ``job`` app of :mod:`cryoweave.cli.job` (``cryoweave.cli`` imports this
 module), so they sit beside ``create``, ``connect`` and the others.
@@ -7,14 +8,13 @@ module), so they sit beside ``create``, ``connect`` and the others.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cryoweave.cli.instance import open_instance
-from cryoweave.cli.job import JobArg, ProjectArg, _count, _done, _slot, app, job_data
+from cryoweave.cli.job import JobArg, ProjectArg, _count, _slot, app
 from cryoweave.cli.output import AsJson, console, escape, print_fields, print_heading, print_json, print_table, say
 
 if TYPE_CHECKING:
@@ -319,51 +319,3 @@ def export_output(project: ProjectArg, job: JobArg,
         return
     say(f"{j.project.uid} {j.uid}: {output} version {table.version} ({header['length']:,} items; results "
         f"{', '.join(results) or 'none'}) written to {written}")
-
-
-# ---------------------------------------------------------------------------------------- queue, run
-@app.command()
-def queue(project: ProjectArg, job: JobArg, as_json: AsJson = False) -> None:
-    """Queue a building job; refused, with every unmet input requirement named, while one is unmet.
-
-    Example: cryoweave job queue P1 J7
-    """
-    with open_instance() as inst:
-        _done(inst.project(project).job(job).queue(), as_json, "queued")
-
-
-def _failure(job: Job) -> str:
-    """Why a failed job failed, from its last status event."""
-    for event in reversed(job.events()):
-        if event.text.startswith("status ") and "failed" in event.text.split(":", 1)[0]:
-            return event.text.split(": ", 1)[1] if ": " in event.text else "no reason recorded"
-    return "no reason recorded"
-
-
-@app.command("run")
-def run_(project: ProjectArg, job: JobArg, as_json: AsJson = False) -> None:
-    """Run a building or queued job here, in the foreground, until it completes or fails.
-
-    Its inputs are checked first, as for queue. A failed job exits with status 1 and its reason
-    (cryoweave job events shows its whole log).
-
-    Example: cryoweave job run P1 J7
-    """
-    from cryoweave.errors import CryoweaveError
-
-    with open_instance() as inst:
-        j = inst.project(project).job(job)
-        started = time.monotonic()
-        j.execute()
-        took = time.monotonic() - started
-        status = j.refresh().record.status.value
-        reason = _failure(j) if status == "failed" else ""
-        if as_json:
-            print_json(job_data(j))
-        elif not reason:
-            made = ", ".join(f"{g.name} ({g.num_items:,} items)" for g in j.outputs.values() if g.tables)
-            say(f"{j.project.uid} {j.uid}: {status} in {took:.1f} s" + (f"; outputs: {made}" if made else ""))
-    if reason:
-        reason = " ".join(reason.split())
-        raise CryoweaveError(f"job {j.uid} failed: {reason} (cryoweave job events {j.project.uid} {j.uid} "
-                             "shows its log)")

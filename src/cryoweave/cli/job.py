@@ -140,7 +140,9 @@ def _value(value: Any) -> str:
 
 
 def job_data(job: Job) -> dict[str, Any]:
-    """A job as printed by ``--json``: every parameter (set or default), input, connection and output."""
+    """A job as printed by ``--json``: every parameter (set or default), input, connection, output, its run."""
+    from cryoweave.cli.running import run_data
+
     record, spec = job.record, job.record.spec
     values = record.param_values()
     params = {p.name: {"value": values.get(p.name), "default": p.default, "set": p.name in record.params,
@@ -166,10 +168,12 @@ def job_data(job: Job) -> dict[str, Any]:
             "description": record.description, "status": record.status.value,
             "status_times": {status.value: time for status, time in times}, "workspaces": record.workspaces,
             "created_at": record.created_at, "updated_at": record.updated_at, "params": params,
-            "inputs": inputs, "outputs": outputs}
+            "inputs": inputs, "outputs": outputs, "run": run_data(record)}
 
 
 def _print_job(data: dict[str, Any]) -> None:
+    from cryoweave.cli.running import print_run
+
     out = console()
     out.print(f"[bold]{escape(data['project'])} {escape(data['uid'])}[/bold]  {escape(data['title'])}  "
               f"({escape(data['type'])})")
@@ -177,6 +181,7 @@ def _print_job(data: dict[str, Any]) -> None:
                   *((f"  {status}", when(time)) for status, time in data["status_times"].items()),
                   ("workspaces", ", ".join(data["workspaces"])), ("description", data["description"]),
                   ("created", when(data["created_at"])), ("updated", when(data["updated_at"]))])
+    print_run(data)
     print_heading("Parameters")
     print_table(["parameter", "value", "default", "type"],
                 [(name, _value(p["value"]) + (" (set)" if p["set"] else ""), _value(p["default"]), p["type"])
@@ -361,15 +366,20 @@ def mark_completed(project: ProjectArg, job: JobArg, as_json: AsJson = False) ->
 
 
 @app.command()
-def clear(project: ProjectArg, job: JobArg, as_json: AsJson = False) -> None:
+def clear(project: ProjectArg, job: JobArg,
+          descendants: Annotated[bool, typer.Option("--descendants", help="Also clear every job that takes input "
+                                                    "from it, directly or not.")] = False,
+          as_json: AsJson = False) -> None:
     """Clear a job back to building: its outputs and files go; parameters and connections stay.
 
-    Example: cryoweave job clear P1 J3
+    Example: cryoweave job clear P1 J3 --descendants
     """
+    from cryoweave.cli.running import clear_note
+
     with open_instance() as inst:
         j = inst.project(project).job(job)
-        was = j.record.status.value
-        _done(j.clear(), as_json, f"cleared (was {was}); it is building again")
+        note = clear_note(inst, j, descendants)
+        _done(j.clear(descendants=descendants), as_json, note)
 
 
 @app.command()

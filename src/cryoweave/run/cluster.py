@@ -14,6 +14,7 @@ true
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -126,12 +127,14 @@ class CommandResult:
 
 def run_command(lane: ClusterLane, template: str, what: str, values: dict[str, Any],
                 timeout: float = COMMAND_TIMEOUT_S) -> CommandResult:
-    """Render one of the lane's commands (wrapped in its ``send_cmd_tpl``) and run it in a shell."""
+    """Render one of the lane's commands (wrapped in its ``send_cmd_tpl``) and run it in a shell, in the
+    job's folder when there is one (so files a batch system writes by default land there)."""
     command = _render(lane, template, what, {**lane.custom_vars, **values}).replace(_EMPTY, "")
     command = _render(lane, lane.send_cmd_tpl, "send_cmd_tpl", {"command": command}).replace(_EMPTY, "")
     try:
+        folder = values.get("job_dir_abs")
         done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, cwd=folder if folder and os.path.isdir(folder) else None)
     except subprocess.TimeoutExpired:
         return CommandResult(command, 124, "", f"no answer within {timeout:g} s")
     return CommandResult(command, done.returncode, done.stdout, done.stderr)

@@ -19,11 +19,14 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from cryoweave.atomic import atomic_write
 from cryoweave.builder import lifecycle
@@ -123,7 +126,12 @@ class Scheduler:
         """Tick until ``until()`` says to stop (forever without it); the lease is released at the end."""
         try:
             while until is None or not until():
-                self.tick()
+                try:
+                    self.tick()
+                except (CryoweaveError, OSError, SQLAlchemyError) as err:  # the database away for a moment …
+                    print(f"cryoweave scheduler: this round failed, trying again: {err}", file=sys.stderr, flush=True)
+                    self.holding = False
+                    time.sleep(max(interval, 1.0))
                 time.sleep(interval)
         finally:
             self.close()
