@@ -58,7 +58,7 @@ class LaneMethods:
 
     def scheduler(self) -> Scheduler:
         """A scheduler for this instance: ``scheduler.run()`` starts and watches jobs until stopped."""
-        return Scheduler(self.store, self.registry)
+        return Scheduler(self.store)
 
 
 class RunMethods:
@@ -83,10 +83,10 @@ class RunMethods:
     def wait(self, timeout: float | None = None) -> Job:
         """Wait until the job has completed, failed or been killed (``TimeoutError`` after ``timeout`` s).
 
-        While no other scheduler runs (no ``cryoweave serve`` or ``cryoweave scheduler``), this
+        While no other scheduler runs (no ``cryoweave scheduler``), this
         process schedules the instance's queued jobs as it waits.
         """
-        self.record = actions.wait(self.project._store, self.project.instance.registry, self.project.uid,
+        self.record = actions.wait(self.project._store, self.project.uid,
                                    self.uid, timeout=timeout)
         return self
 

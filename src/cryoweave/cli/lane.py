@@ -23,7 +23,7 @@ app = typer.Typer(help="Lanes: where queued jobs run (this machine, or a cluster
 
 LaneArg = Annotated[str, typer.Argument(help="The lane's name, e.g. local or slurm.", show_default=False)]
 Replace = Annotated[bool, typer.Option("--replace", help="Replace the lane of that name if there is one.")]
-STARTERS = "cryoweave scheduler, cryoweave serve, or cryoweave job queue --wait"
+STARTERS = "cryoweave scheduler, or cryoweave job queue --wait"
 """What runs a scheduler, in words (queued jobs start only while one runs)."""
 
 
@@ -125,7 +125,7 @@ def list_(as_json: AsJson = False) -> None:
     """List the lanes, their resources (in use and free) and the queued and running jobs on each.
 
     Also says whether a scheduler runs now: queued jobs start only while one does (cryoweave
-    scheduler, cryoweave serve, or a cryoweave job queue --wait).
+    scheduler, or a cryoweave job queue --wait).
 
     Example: cryoweave lane list --json
     """

@@ -3,7 +3,7 @@
 The job verbs are added to the ``job`` app of :mod:`cryoweave.cli.job` (``cryoweave.cli`` imports
 this module), so they sit beside ``create``, ``connect`` and the others; :func:`scheduler` is
 registered on the root app. Queued jobs start only while a scheduler runs: ``cryoweave
-scheduler``, ``cryoweave serve``, or a command that waits for a job (``job queue --wait``, ``job
+scheduler``, or a command that waits for a job (``job queue --wait``, ``job
 wait``) when no other scheduler runs.
 """
 
@@ -166,7 +166,7 @@ def queue(project: ProjectArg, job: JobArg, lane: LaneOpt = None,
     Refused while an input requirement is unmet, or when the lane can never run the job (more
     GPUs than it has, a job script that does not render).
 
-    Queued jobs start while a scheduler runs (cryoweave scheduler, cryoweave serve). With --wait
+    Queued jobs start while a scheduler runs (cryoweave scheduler). With --wait
     this command schedules them itself if none does, and reports the job's end as cryoweave job
     wait does.
 

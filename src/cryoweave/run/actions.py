@@ -1,7 +1,7 @@
 """What users do to runs: queue to a lane, wait, kill, clear (with descendants), restart, clone.
 
 >>> queue(store, "P1", "J7", lane="local")                 # doctest: +SKIP
->>> wait(store, registry, "P1", "J7", timeout=600).status  # doctest: +SKIP
+>>> wait(store, "P1", "J7", timeout=600).status  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 
 from cryoweave.builder import edits, lifecycle
 from cryoweave.errors import CryoweaveError, ParamError, StatusError
-from cryoweave.jobs import Registry
 from cryoweave.model.lanes import ClusterLane
 from cryoweave.model.records import JobRecord, RunInfo
 from cryoweave.model.status import JobStatus
@@ -62,14 +61,14 @@ def queue(store: Store, project: str, job: str, *, lane: str | None = None, prio
     return store.edit_job(project, job, lifecycle.queue(run=run))
 
 
-def wait(store: Store, registry: Registry | None, project: str, job: str, *, timeout: float | None = None,
+def wait(store: Store, project: str, job: str, *, timeout: float | None = None,
          schedule: bool = True, interval: float = 0.1) -> JobRecord:
     """Wait until a queued or running job has ended (completed, failed, killed) or gone back to building.
 
     With ``schedule``, this process runs the scheduler while no other does, so waiting works
     without a server. ``TimeoutError`` after ``timeout`` seconds.
     """
-    scheduler = Scheduler(store, registry, describe=f"waiting for {project} {job}") if schedule else None
+    scheduler = Scheduler(store, describe=f"waiting for {project} {job}") if schedule else None
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:

@@ -1,7 +1,7 @@
 """The scheduler: starts queued jobs when their inputs are complete and their lane has room, and
 watches launched and running jobs until they end.
 
-One process schedules at a time, whichever it is: ``cryoweave serve``, ``cryoweave scheduler``,
+One process schedules at a time, whichever it is: ``cryoweave scheduler``,
 or a command waiting for a job (``cryoweave job queue --wait``) when no other runs (the
 database holds a lease naming the process, renewed while it works, see
 :mod:`cryoweave.store.queue`). Within the process, ticks of all its schedulers take turns.
@@ -33,7 +33,6 @@ from cryoweave.builder import lifecycle
 from cryoweave.builder.bindings import cached
 from cryoweave.builder.edits import Change
 from cryoweave.errors import CryoweaveError, StatusError
-from cryoweave.jobs import Registry
 from cryoweave.model.lanes import ClusterLane, LocalLane
 from cryoweave.model.records import JobRecord, RunInfo, utc_now
 from cryoweave.model.status import JobStatus
@@ -82,13 +81,13 @@ def _tail(directory: Path, lines: int = 3) -> str:
 
 
 class Scheduler:
-    """Starts and watches the jobs of every project of an instance (see the module's notes)."""
+    """Starts and watches the jobs of every project of an instance (see the module's notes).
 
-    def __init__(self, store: Store, registry: Registry | None = None, *, describe: str = ""):
-        from cryoweave.jobs import default_registry
+    The job types' code is loaded by the workers (from the installed packages), not here.
+    """
 
+    def __init__(self, store: Store, *, describe: str = ""):
         self.store, self.settings = store, store.settings
-        self.registry = registry or default_registry()
         self.host = socket.gethostname()
         self.holder = _PROCESS_HOLDER
         self.describe = describe or f"{self.host} pid {os.getpid()}"

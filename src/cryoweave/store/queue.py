@@ -3,7 +3,7 @@
 These are instance-wide tables and columns (not project records): lanes are configuration of
 the installation; a heartbeat is a timestamp column, beaten every few seconds without
 rewriting the job's record file; the lease lets exactly one scheduler launch jobs at a time,
-whichever process runs it (``cryoweave serve``, ``cryoweave scheduler``, or an embedded one
+whichever process runs it (``cryoweave scheduler``, or an embedded one
 while a command waits for a job).
 """
 
