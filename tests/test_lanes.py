@@ -407,3 +407,16 @@ def test_slurm_templates_are_checked_before_anything_is_submitted(slurm, tmp_pat
     script = (project.directory / job.uid / "queue_sub_script.sh").read_text()
     assert not [line for line in script.splitlines() if line.startswith("#SBATCH --account")]
     assert "# cryoweave: '#SBATCH --account' left out: its value is empty" in script
+
+
+def test_slurm_a_job_whose_script_fails_on_the_node_is_not_left_launched(slurm, tmp_path: Path) -> None:
+    """The nodes lack the Python the lane names: SLURM ends the job FAILED before any worker starts."""
+    inst, project, scheduler, _cluster = slurm
+    inst.add_cluster_lane(_lane_dir(tmp_path, "wrong-python", python="/nowhere/bin/python3"))
+    job = project.create_job("quick")
+    job.queue(lane="wrong-python")
+    finish(job, scheduler, 60)
+    assert job.status == "failed"
+    message = job.record.run.message
+    assert f"its cluster job {job.record.run.cluster_job_id} ended (FAILED) before the job finished" in message
+    assert "/nowhere/bin/python3" in message  # the tail of job.log, where the script's error went
