@@ -206,3 +206,25 @@ def test_scheduler_has_help_with_an_example():
 
     result = CliRunner().invoke(app, ["scheduler", "--help"], env={"COLUMNS": "160"})
     assert result.exit_code == 0 and "Example: cryoweave scheduler --interval 1" in result.output
+
+
+def test_log_follow_prints_events_and_job_log_as_they_come(tmp_path):
+    cw, directory = _instance(tmp_path)
+    cw.ok("job", "create", "P1", "make_particles", "-p", "seconds=3")
+    cw.ok("job", "queue", "P1", "J1")
+    follow = subprocess.Popen([sys.executable, "-m", "cryoweave", "job", "log", "P1", "J1", "--follow"], env=cw.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        waited = run(["job", "wait", "P1", "J1", "--timeout", "60"], cw.env)  # schedules it meanwhile
+        out, err = follow.communicate(timeout=30)
+    finally:
+        follow.kill()
+    assert waited.returncode == 0, waited.stderr
+    assert follow.returncode == 0, err
+    lines = out.splitlines()
+    progress = [line for line in lines if re.search(r"\[\d/5\] sleeping", line)]
+    assert len(progress) >= 2, out  # several steps of the 3 s job, printed as they came
+    assert any("these particles are made up" in line for line in lines)
+    assert any("made particles" in line for line in lines)  # its stdout, from job.log
+    assert lines[-1] == "P1 J1: completed", lines[-3:]
+    assert lines.index(progress[0]) < lines.index(progress[-1]) < len(lines) - 1
