@@ -209,7 +209,7 @@ def test_scheduler_has_help_with_an_example():
 
 
 def test_log_follow_prints_events_and_job_log_as_they_come(tmp_path):
-    cw, directory = _instance(tmp_path)
+    cw, _directory = _instance(tmp_path)
     cw.ok("job", "create", "P1", "make_particles", "-p", "seconds=3")
     cw.ok("job", "queue", "P1", "J1")
     follow = subprocess.Popen([sys.executable, "-m", "cryoweave", "job", "log", "P1", "J1", "--follow"], env=cw.env,
