@@ -35,6 +35,10 @@ def _child(request: dict) -> int:
 
 
 def serve() -> None:
+    # Answers go out on a copy of stdout; whatever else is printed (a plugin talking at import) goes
+    # to stderr, so it can never be taken for an answer.
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
     from cryoweave.jobs import default_registry
     from cryoweave.run import worker  # noqa: F401  (imported once here, for every fork)
 
@@ -45,11 +49,13 @@ def serve() -> None:
         try:
             request = json.loads(line)
             sys.stdout.flush()
+            replies.flush()
             pid = os.fork()
         except Exception as err:
-            print(json.dumps({"error": f"{type(err).__name__}: {err}"}), flush=True)
+            print(json.dumps({"error": f"{type(err).__name__}: {err}"}), file=replies, flush=True)
             continue
         if pid == 0:
+            replies.close()
             code = 1
             try:
                 code = _child(request)
@@ -57,7 +63,7 @@ def serve() -> None:
                 traceback.print_exc()
             finally:
                 os._exit(code)
-        print(json.dumps({"pid": pid}), flush=True)
+        print(json.dumps({"pid": pid}), file=replies, flush=True)
 
 
 if __name__ == "__main__":

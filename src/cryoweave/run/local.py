@@ -136,7 +136,10 @@ class Launcher:
             except (BrokenPipeError, OSError):
                 answer = ""
             if answer:
-                reply = json.loads(answer)
+                try:
+                    reply = json.loads(answer)
+                except ValueError:
+                    reply = {"error": f"the launcher answered {answer.strip()[:200]!r}"}
                 if "error" in reply:
                     raise StoreError(f"cannot start a worker for {project} {job}: {reply['error']}")
                 return int(reply["pid"])

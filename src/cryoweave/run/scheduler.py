@@ -232,36 +232,43 @@ class Scheduler:
         blocked: set[str] = set()
         lookups: dict[str, Callable] = {}
         for job in queued:
-            record = job.record
-            name = record.run.lane if record.run else LOCAL
-            lane = lanes.get(name)
-            if lane is None:
-                self._wait(job, f"lane {name!r} does not exist; clear the job and queue it to another lane")
-                continue
-            if job.project not in lookups:
-                lookups[job.project] = cached(lambda uid, p=job.project: self.store.get_job(p, uid))
             try:
-                problems = lifecycle.requirements(record, lookups[job.project], running=True)
+                self._start_one(job, lanes, room, blocked, lookups)
+            except CryoweaveError as err:  # one project's trouble (detached, held elsewhere) stops no other
+                log_line(self._dir(job), f"cannot start {job.uid}: {err}")
+
+    def _start_one(self, job: ActiveJob, lanes: dict, room: dict, blocked: set[str], lookups: dict) -> None:
+        """Start one queued job if it can start; else note why it waits (``blocked``: lanes whose queue is held)."""
+        record = job.record
+        name = record.run.lane if record.run else LOCAL
+        lane = lanes.get(name)
+        if lane is None:
+            self._wait(job, f"lane {name!r} does not exist; clear the job and queue it to another lane")
+            return
+        if job.project not in lookups:
+            lookups[job.project] = cached(lambda uid, p=job.project: self.store.get_job(p, uid))
+        try:
+            problems = lifecycle.requirements(record, lookups[job.project], running=True)
+        except CryoweaveError as err:
+            problems = [str(err)]
+        if problems:
+            self._wait(job, "; ".join(problems))
+            return
+        if isinstance(lane, LocalLane):
+            need = record.spec.resources
+            try:
+                local.check_fits(lane, need, job.uid, record.type)
             except CryoweaveError as err:
-                problems = [str(err)]
-            if problems:
-                self._wait(job, "; ".join(problems))
-                continue
-            if isinstance(lane, LocalLane):
-                need = record.spec.resources
-                try:
-                    local.check_fits(lane, need, job.uid, record.type)
-                except CryoweaveError as err:
-                    self._fail(job, str(err), None)
-                    continue
-                if name in blocked or not room[name].fits(need):
-                    blocked.add(name)
-                    self._wait(job, f"waiting for lane {name} to have {need.cpu} CPU, {need.gpu} GPU and "
-                               f"{need.ram_gb:g} GB free (jobs queued before it start first)")
-                    continue
-                self._launch_local(job, lane, room[name].take(need))
-            else:
-                self._submit(job, lane)
+                self._fail(job, str(err), None)
+                return
+            if name in blocked or not room[name].fits(need):
+                blocked.add(name)
+                self._wait(job, f"waiting for lane {name} to have {need.cpu} CPU, {need.gpu} GPU and "
+                           f"{need.ram_gb:g} GB free (jobs queued before it start first)")
+                return
+            self._launch_local(job, lane, room[name].take(need))
+        else:
+            self._submit(job, lane)
 
     def _launch_local(self, job: ActiveJob, lane: LocalLane, given: dict) -> None:
         token = uuid.uuid4().hex
