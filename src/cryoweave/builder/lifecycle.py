@@ -128,7 +128,7 @@ def begin(token: str, host: str, pid: int) -> Change:
         if record.status != JobStatus.LAUNCHED:
             raise StatusError(f"job {record.uid} is {record.status.value}; its worker can start only a launched job")
         _check(tx, record, "start", running=True)
-        record.run = record.run.model_copy(update={"host": host, "pid": pid})
+        record.run = record.run.model_copy(update={"host": host, "pid": pid, "cluster_state": ""})
         transition(JobStatus.STARTED)(tx, record)
         transition(JobStatus.RUNNING)(tx, record)
         return f"running on {host} (pid {pid})"

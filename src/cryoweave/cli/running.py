@@ -49,7 +49,9 @@ def run_fields(run: dict[str, Any], status: str) -> list[tuple[str, Any]]:
         gpus = f"GPU {','.join(map(str, run['gpus']))}" if run["gpus"] else "no GPU"
         given = f"{run['cpu']} CPU, {gpus}, {run['ram_gb']:g} GB RAM"
     host = run["host"] + (f" (pid {run['pid']})" if run["pid"] else "")
-    cluster = run["cluster_job_id"] + (f" ({run['cluster_state']})" if run["cluster_state"] else "")
+    active = status in ("queued", "launched", "started", "running", "waiting")
+    shown = run["cluster_state"] if active else ""  # the cluster's last word, while it still matters
+    cluster = run["cluster_job_id"] + (f" ({shown})" if shown else "")
     variables = ", ".join(f"{k}={v}" for k, v in run["custom_vars"].items())
     return [("lane", run["lane"]), ("priority", run["priority"]), ("host", host), ("given", given),
             ("cluster job", cluster), ("script", run["script"]), ("variables", variables),
