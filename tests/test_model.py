@@ -113,6 +113,11 @@ def test_record_files_round_trip_with_kind_and_version():
     log = [Event(seq=1, time=job.created_at, text="created"),
            Event(seq=2, time=job.created_at, text="é", level="warning")]
     assert record_files.load_events(record_files.dump_events(log), "events.jsonl") == log
+    # a writer that died while appending (before its transaction committed) left half a line: not an event
+    cut = record_files.dump_events(log) + record_files.dump_event(Event(seq=3, time=job.created_at, text="x"))[:20]
+    assert record_files.load_events(cut, "events.jsonl") == log
+    with pytest.raises(RecordError, match=r"events.jsonl:2: not valid JSON"):  # damage elsewhere is still damage
+        record_files.load_events(cut.replace(b'"seq": 1', b'"seq": 1,,', 1), "events.jsonl")
 
 
 @pytest.mark.parametrize(("raw", "message"), [

@@ -16,7 +16,7 @@ from cryoweave.api import Instance
 from cryoweave.builder import edits
 from cryoweave.errors import AttachError, NotFoundError, ParamError, StatusError
 from cryoweave.jobs import Registry
-from cryoweave.model import JobStatus
+from cryoweave.model import JobStatus, files
 from cryoweave.store import ProjectDirectory, read_project_files
 
 TYPES = [
@@ -111,6 +111,25 @@ def test_params_are_checked_converted_and_exported(inst, tmp_path):
     assert [e.seq for e in job.events()] == list(range(1, len(texts) + 1))
     assert [json.loads(line)["text"] for line in (job.directory / "events.jsonl").read_text().splitlines()[1:]] \
         == texts
+
+
+def test_the_event_log_file_follows_the_database_when_appended_and_after_a_rollback(inst, tmp_path):
+    p = inst.create_project("A", tmp_path)
+    job = p.create_job("import_particles")
+    log = job.directory / "events.jsonl"
+    for n in range(30):  # appended one line at a time
+        inst.store.add_event(p.uid, job.uid, f"step {n}", data={"progress": {"done": n, "total": 30}})
+    assert files.load_events(log.read_bytes(), log) == job.events()
+
+    def fails_after_the_event(tx, record):
+        tx.add_event(tx.job(record.uid)[0], record.uid, "never committed")
+        raise ParamError("refused")
+    with pytest.raises(ParamError):
+        inst.store.edit_job(p.uid, job.uid, fails_after_the_event)
+    assert files.load_events(log.read_bytes(), log)[-1].text == "never committed"  # ahead, never behind
+    inst.store.add_event(p.uid, job.uid, "next")  # the same seq again: the log is rewritten from the database
+    assert files.load_events(log.read_bytes(), log) == job.events()
+    assert [e.text for e in job.events()][-2:] == ["step 29", "next"]
 
 
 def test_connections_follow_the_input_rules(inst, tmp_path):

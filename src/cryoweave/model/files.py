@@ -103,16 +103,29 @@ def load_job(raw: bytes, path: Path | str) -> JobRecord:
     return validate(JobRecord, parse_record("job", raw, path), path)
 
 
+def dump_event(event: Event) -> bytes:
+    """One line of the event log."""
+    return (json.dumps(event.model_dump(mode="json"), ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+
+
 def dump_events(events: list[Event]) -> bytes:
     """The event log: a header line, then one JSON event per line."""
-    lines = [json.dumps({"kind": "events", "schema_version": SCHEMA_VERSION})]
-    lines += [json.dumps(e.model_dump(mode="json"), ensure_ascii=False, sort_keys=True) for e in events]
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    header = json.dumps({"kind": "events", "schema_version": SCHEMA_VERSION}) + "\n"
+    return header.encode("utf-8") + b"".join(dump_event(e) for e in events)
 
 
 def load_events(raw: bytes, path: Path | str) -> list[Event]:
-    """Events of a log; migrations see the whole log as ``{"events": [...]}``."""
+    """Events of a log; migrations see the whole log as ``{"events": [...]}``.
+
+    A last line cut short (no newline: the writer died while appending, before its transaction
+    committed) is not an event and is left out.
+    """
     lines = raw.decode("utf-8", errors="replace").splitlines()
+    if lines and not raw.endswith(b"\n"):
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            lines.pop()
     if not lines:
         raise RecordError(f"{path}: empty event log (a header line is expected)")
     items = []

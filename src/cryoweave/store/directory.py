@@ -11,6 +11,7 @@ relative to the project directory, so a copied or moved directory stays valid.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import socket
@@ -41,6 +42,10 @@ class Lock:
                 f"{self.database}) since {self.locked_at}")
 
 
+TAIL_BYTES = 1 << 16
+"""How much of an event log's end is read to find its last event before appending."""
+
+
 class ProjectDirectory:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -66,6 +71,31 @@ class ProjectDirectory:
 
     def write_events(self, job: str, events: list[Event]) -> None:
         self._write(f"{job}/events.jsonl", files.dump_events(events))
+
+    def append_event(self, job: str, event: Event) -> bool:
+        """Add one event at the end of the log, when the log ends with the event before it.
+
+        False (nothing written) otherwise: the caller rewrites the whole log. A write cut short
+        leaves a last line without a newline, which readers skip and the next rewrite replaces.
+        """
+        path = self.path / job / "events.jsonl"
+        try:
+            with open(path, "rb+") as f:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - TAIL_BYTES))
+                tail = f.read()
+                lines = tail.split(b"\n")
+                if not tail.endswith(b"\n") or len(lines) < 3:
+                    return False
+                last = json.loads(lines[-2])
+                if not isinstance(last, dict) or last.get("seq") != event.seq - 1:
+                    return False
+                f.write(files.dump_event(event))
+                f.flush()
+                os.fsync(f.fileno())
+        except (OSError, ValueError):
+            return False
+        return True
 
     def write_lock(self, instance_id: str, home: str, database: str) -> None:
         lock = {"instance_id": instance_id, "hostname": socket.gethostname(), "home": home,

@@ -198,7 +198,8 @@ class ProjectTx:
                or 0) + 1
         event = Event(seq=seq, time=utc_now(), level=level, text=text, data=data or {})
         self.conn.execute(insert(events).values(job_id=job_id, seq=seq, record=event.model_dump_json()))
-        self.directory.write_events(job_uid, self.events(job_id))
+        if not self.directory.append_event(job_uid, event):  # the log is not what the database says: rewrite
+            self.directory.write_events(job_uid, self.events(job_id))
         return event
 
     def events(self, job_id: int) -> list[Event]:
