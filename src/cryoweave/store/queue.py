@@ -121,14 +121,6 @@ def heartbeat(store: Store, project: str, job: str, token: str) -> bool:
         return True
 
 
-def last_heartbeat(store: Store, project: str, job: str) -> dt.datetime | None:
-    with database.transaction(store.engine, write=False) as conn:
-        p, j = parse_uid(project, "P", "project"), parse_uid(job, "J", "job")
-        value = conn.execute(select(jobs.c.heartbeat_at).join(projects, projects.c.id == jobs.c.project_id)
-                             .where(projects.c.number == p, jobs.c.number == j)).scalar()
-    return None if value is None else aware(value)
-
-
 def descendants(store: Store, project: str, job: str) -> list[str]:
     """The jobs that take input from ``job``, directly or not, in number order."""
     p, j = parse_uid(project, "P", "project"), parse_uid(job, "J", "job")
