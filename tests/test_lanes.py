@@ -89,10 +89,10 @@ def body(job) -> dict:
 
 def test_chain_waits_for_its_parent_and_jobs_run_at_once(lane) -> None:
     _inst, project, scheduler, kind = lane
-    first = project.create_job("make_particles", params={"seconds": 2, "n": 25})
+    first = project.create_job("make_particles", params={"seconds": 4, "n": 25})
     child = project.create_job("sleeper", params={"seconds": 0.2})
     child.connect("particles", f"{first.uid}.particles")
-    other = project.create_job("quick", params={"seconds": 2})
+    other = project.create_job("quick", params={"seconds": 4})
     first.queue(lane="lane")
     child.queue(lane="lane")
     other.queue(lane="lane")
@@ -296,7 +296,7 @@ def max_overlap(spans: list[tuple[float, float]]) -> int:
 def test_priority_then_first_queued_first(instance) -> None:
     inst, project, scheduler = instance
     inst.add_local_lane("one", cpu=1, ram_gb=4)
-    blocker = project.create_job("quick", params={"seconds": 1})
+    blocker = project.create_job("quick", params={"seconds": 2})
     blocker.queue(lane="one")
     until(lambda: blocker.refresh().record.status.value != "queued", scheduler)
     a, b, c = (project.create_job("quick", params={"seconds": 0.1}) for _ in range(3))
