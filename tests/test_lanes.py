@@ -10,6 +10,7 @@ lost after 6 s) so that the dead-worker cases finish quickly.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -28,6 +29,7 @@ from cryoweave.jobs import Registry
 RUNJOBS = Path(__file__).parent / "runjobs"
 SLURM_LANE = Path(__file__).parent.parent / "examples" / "lanes" / "slurm"
 HEARTBEAT_TIMEOUT_S = 6.0
+_lane_databases = itertools.count()
 
 
 @pytest.fixture
@@ -44,24 +46,35 @@ def runjobs_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return home
 
 
-@pytest.fixture(params=["local", "slurm"])
-def lane(request: pytest.FixtureRequest, runjobs_env: Path, tmp_path: Path):
-    """An instance with one lane to test (named ``lane``), and the project to run jobs in."""
-    inst = Instance(runjobs_env, registry=Registry(["runjobs"]))
-    if request.param == "local":
+@pytest.fixture(params=["local", "slurm", "local-postgresql"])
+def lane(request: pytest.FixtureRequest, runjobs_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An instance with one lane to test (named ``lane``), and the project to run jobs in.
+
+    ``local-postgresql``: the local lane of an instance whose database is PostgreSQL, as a
+    facility runs it (its workers reach the same server).
+    """
+    url = None
+    if request.param == "local-postgresql":
+        server = request.getfixturevalue("postgres_server")
+        url = server.create_database(f"lanes_{next(_lane_databases)}")
+        monkeypatch.setenv("CRYOWEAVE_DATABASE_URL", url)
+    inst = Instance(runjobs_env, url, registry=Registry(["runjobs"]))
+    if request.param.startswith("local"):
         inst.add_local_lane("lane", cpu=2, ram_gb=4)
     else:
         request.getfixturevalue("slurm_cluster")
         inst.add_cluster_lane(SLURM_LANE, name="lane")
     project = inst.create_project("Lanes", tmp_path / "projects")
     scheduler = inst.scheduler()
-    yield inst, project, scheduler, request.param
+    yield inst, project, scheduler, request.param.split("-")[0]
     for summary in project.jobs():
         if summary.status in ("queued", "launched", "started", "running", "waiting"):
             with contextlib.suppress(CryoweaveError):
                 project.job(summary.uid).kill()
     scheduler.close()
     inst.close()
+    if url is not None:
+        server.drop_database(url.rsplit("/", 1)[1])
 
 
 def until(condition: Callable[[], object], scheduler, timeout: float = 60, what: str = "") -> object:
