@@ -174,7 +174,6 @@ def job_state(lane: ClusterLane, job_id: str) -> tuple[str, str]:
     if not words:
         return "unknown", "no output"
     state = words[-1].upper().rstrip("+")
-    state = state.split()[0]
     if state in WAITING_STATES:
         return "waiting", state
     if state in RUNNING_STATES:

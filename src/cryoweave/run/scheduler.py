@@ -171,11 +171,9 @@ class Scheduler:
             return
         pid = run.pid or self._pids.get(run.token)
         mine = run.host == self.host and not isinstance(lane, ClusterLane)
-        if mine and pid and not local.process_alive(pid):
-            fresh = self.store.get_job(job.project, job.uid)
-            if fresh.status.active and fresh.run and fresh.run.token == run.token:
-                self._fail(job, f"its worker (pid {pid} on {run.host}) ended without finishing the job"
-                           + _tail(self._dir(job)), run.token)
+        if mine and pid and not local.process_alive(pid):  # _fail does nothing if the worker finished meanwhile
+            self._fail(job, f"its worker (pid {pid} on {run.host}) ended without finishing the job"
+                       + _tail(self._dir(job)), run.token)
             return
         now = utc_now()
         timeout = self.settings.heartbeat_timeout_s
@@ -208,15 +206,12 @@ class Scheduler:
                 self._edit(job, lifecycle.update_run(run.token, f"cluster job {run.cluster_job_id}: {shown}",
                                                      cluster_state=shown))
             return False
-        fresh = self.store.get_job(job.project, job.uid)  # the worker may have finished since we looked
-        if not (fresh.status.active and fresh.run and fresh.run.token == run.token):
-            return True
         if kind == "unknown":
             why = f"the cluster no longer knows its job {run.cluster_job_id} (lost, or purged long after it ended)"
         else:
             why = (f"its cluster job {run.cluster_job_id} {_CLUSTER_ENDS.get(state, f'ended ({state})')} "
                    "before the job finished")
-        self._fail(job, why + _tail(self._dir(job)), run.token)
+        self._fail(job, why + _tail(self._dir(job)), run.token)  # nothing, if the worker finished since we looked
         self._polled.pop(run.token, None)
         return True
 

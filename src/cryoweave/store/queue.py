@@ -69,7 +69,6 @@ class ActiveJob:
 
     project: str
     directory: str
-    writable: bool
     uid: str
     status: JobStatus
     updated_at: dt.datetime
@@ -90,13 +89,13 @@ class ActiveJob:
 
 def active_jobs(store: Store) -> list[ActiveJob]:
     """Every job of every project that is queued, launched, started, running or waiting."""
-    query = (select(projects.c.number.label("p"), projects.c.directory, projects.c.archived, jobs.c.number,
+    query = (select(projects.c.number.label("p"), projects.c.directory, jobs.c.number,
                     jobs.c.status, jobs.c.updated_at, jobs.c.heartbeat_at, jobs.c.record)
              .join(projects, projects.c.id == jobs.c.project_id)
              .where(jobs.c.status.in_([s.value for s in ACTIVE])))
     with database.transaction(store.engine, write=False) as conn:
         rows = conn.execute(query).all()
-    return [ActiveJob(project=f"P{r.p}", directory=r.directory, writable=not r.archived, uid=f"J{r.number}",
+    return [ActiveJob(project=f"P{r.p}", directory=r.directory, uid=f"J{r.number}",
                       status=JobStatus(r.status), updated_at=aware(r.updated_at),
                       heartbeat_at=None if r.heartbeat_at is None else aware(r.heartbeat_at), raw=r.record)
             for r in rows]
