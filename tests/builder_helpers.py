@@ -62,7 +62,7 @@ def _broken(ctx):
 
 TYPES = [
     SimpleNamespace(spec={
-        "type": "import_particles", "title": "Import particles",
+        "type": "lab_import_particles", "title": "Import particles",
         "outputs": [{"name": "particles", "type": "particle", "slots": ["blob", "ctf", "location"]}],
         "params": [{"name": "n", "type": "integer", "default": 100}, {"name": "first_uid", "type": "integer",
                                                                        "default": 1000}]}, run=_import),

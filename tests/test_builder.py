@@ -22,7 +22,7 @@ def project(tmp_path):
 
 
 def imported(project, n=100, first=1000):
-    job = project.create_job("import_particles", params={"n": n, "first_uid": first})
+    job = project.create_job("lab_import_particles", params={"n": n, "first_uid": first})
     return job.execute()
 
 
@@ -71,7 +71,7 @@ def test_requirements_refuse_queueing_and_say_which_input_and_why(project):
     join.connect("particles", "J1.particles")
     with pytest.raises(ParamError, match="already connected"):
         join.connect("particles", "J1.particles")  # repeats not allowed
-    unrun = project.create_job("import_particles")
+    unrun = project.create_job("lab_import_particles")
     join.connect("particles", unrun.uid + ".particles")
     with pytest.raises(ParamError, match=r"J3, which J2 takes input from, is building: queue it first"):
         join.queue()

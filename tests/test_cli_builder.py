@@ -1,7 +1,7 @@
 """`cryoweave job inputs|connect-result|clear-slot|outputs|export-output|queue|run`: a chain of jobs built,
 run and exported with the command line, as a user does it, on both databases.
 
-The job types are the fake lab plugin's (``tests/labjobs``), whose ``import_particles``,
+The job types are the fake lab plugin's (``tests/labjobs``), whose ``lab_import_particles``,
 ``subset_particles`` and ``join_particles`` really run. The calls are real processes (see
 :mod:`test_cli_projects`); independent ones run concurrently to keep the file fast.
 """
@@ -38,10 +38,10 @@ def test_build_run_and_export_a_chain(database_url, tmp_path):
     cw = Cryoweave(tmp_path / "home", database_url)
     directory = Path(cw.json("project", "create", "Chain", "--dir", tmp_path / "projects")["directory"])
     blob_only = _blob_only_file(tmp_path / "blob_only.cs", 50)
-    for args in [("import_particles", "-p", "num_particles=1000", "-p", "iterations=3", "-p", "seed=7"),
+    for args in [("lab_import_particles", "-p", "num_particles=1000", "-p", "iterations=3", "-p", "seed=7"),
                  ("subset_particles", "-p", "fraction=0.25", "-p", "order=first"),
-                 ("import_particles", "-p", f"source_path={blob_only}"),
-                 ("import_particles", "-p", f"source_path={tmp_path / 'missing.cs'}"),
+                 ("lab_import_particles", "-p", f"source_path={blob_only}"),
+                 ("lab_import_particles", "-p", f"source_path={tmp_path / 'missing.cs'}"),
                  ("join_particles",)]:
         cw.ok("job", "create", "P1", *args)
 

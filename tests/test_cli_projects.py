@@ -25,8 +25,11 @@ from typing import Any
 
 import pytest
 
+from cryoweave.jobs.library import library_jobs
+
 LAB = Path(__file__).parent / "labjobs"
-LAB_TYPES = ["import_micrographs", "import_particles", "join_particles", "subset_particles"]
+LAB_TYPES = ["join_particles", "lab_import_micrographs", "lab_import_particles", "subset_particles"]
+ALL_TYPES = sorted(LAB_TYPES + [job.spec["type"] for job in library_jobs()])  # the lab's and the built-in ones
 ERROR = "cryoweave: error: "
 _second_databases = itertools.count()
 
@@ -147,17 +150,16 @@ def _bad_input(directory: Path) -> dict[tuple[Any, ...], str]:
         ("job", "list", "P1", "--status", "done"): "--status 'done' is not a job status (statuses: building, queued, "
                                                    "launched, started, running, waiting, completed, killed, failed)",
         ("workspace", "rename", "P1", "W4", "x"): "project P1 has no workspace W4",
-        ("job", "create", "P1", "import_particles"): "project P1 has several workspaces (W1, W2); say which the job "
-                                                     "goes in",
-        ("job", "create", "P1", "refine3d", "-w", "W1"): "there is no job type 'refine3d' (job types: "
-                                                         "import_micrographs, import_particles, join_particles, "
-                                                         "subset_particles)",
+        ("job", "create", "P1", "lab_import_particles"): "project P1 has several workspaces (W1, W2); say which "
+                                                         "the job goes in",
+        ("job", "create", "P1", "refine3d", "-w", "W1"): "there is no job type 'refine3d'; `cryoweave job types` "
+                                                          f"lists the {len(library_jobs()) + 4} installed",
         ("job", "create", "P1", "exploding", "-w", "W1"): "job type 'exploding' is installed but broken: labjobs "
                                                           "(labjobs.exploding:JOB) cannot be loaded: RuntimeError: "
                                                           "labjobs.exploding needs a GPU driver that is not installed",
-        ("job", "create", "P1", "import_particles", "-p", "psize_A"): "-p 'psize_A': write a parameter as name=value, "
-                                                                      "e.g. -p psize_A=0.83",
-        ("job", "create", "P1", "import_particles", "-w", "W1", "-p", "voltage_kv=high"): (
+        ("job", "create", "P1", "lab_import_particles", "-p", "psize_A"): "-p 'psize_A': write a parameter as "
+                                                                          "name=value, e.g. -p psize_A=0.83",
+        ("job", "create", "P1", "lab_import_particles", "-w", "W1", "-p", "voltage_kv=high"): (
             "parameter 'voltage_kv' takes a whole number, not 'high'"),
         ("job", "set-param", "P1", "J2", "fraction", "2"): "parameter 'fraction' must lie in [0.0, 1.0], not 2.0",
         ("job", "set-param", "P1", "J2", "order", "middle"): "parameter 'order' must be one of random, first, "
@@ -168,7 +170,7 @@ def _bad_input(directory: Path) -> dict[tuple[Any, ...], str]:
                                                                        "input 'particles' of J2 takes particle",
         ("job", "connect", "P1", "J2", "particles", "J4.particles"): "input 'particles' of J2 takes at most 1 "
                                                                      "group(s) and has 1; disconnect one first",
-        ("job", "connect", "P1", "J4", "particles", "J1.micrographs"): "job J1 (import_particles) has no output "
+        ("job", "connect", "P1", "J4", "particles", "J1.micrographs"): "job J1 (lab_import_particles) has no output "
                                                                        "'micrographs' (outputs: particles)",
         ("job", "disconnect", "P1", "J2", "particles", "--index", "3"): "input 'particles' of J2 has 1 "
                                                                         "connection(s); there is no connection 3",
@@ -189,7 +191,7 @@ def test_build_a_project_copy_it_and_attach_it_to_a_second_instance(instances, t
     assert source == tmp_path / "projects" / "apoferritin" and (source / "project.json").is_file()
     assert a.ok("workspace", "create", "P1", "Import") == "W1 created in P1: 'Import'\n"
     assert a.json("workspace", "create", "P1", "Curation", "--description", "subsets and joins")["uid"] == "W2"
-    j1 = a.json("job", "create", "P1", "import_particles", "-w", "W1", "-p", "psize_A=0.83", "-p", "voltage_kv=200",
+    j1 = a.json("job", "create", "P1", "lab_import_particles", "-w", "W1", "-p", "psize_A=0.83", "-p", "voltage_kv=200",
                 "-p", "phase_plate=yes", "-p", "stack_path=data/*.mrcs")
     assert j1["uid"] == "J1" and j1["status"] == "building" and j1["workspaces"] == ["W1"]
     assert j1["params"]["psize_A"] == {"value": 0.83, "default": 1.0, "set": True, "type": "number"}
@@ -198,7 +200,7 @@ def test_build_a_project_copy_it_and_attach_it_to_a_second_instance(instances, t
                                           "num_items": 0, "results": {}}
     assert a.ok("job", "create", "P1", "subset_particles", "-w", "W1", "-w", "W2", "--title", "Quarter",
                 "-p", "fraction=0.25", "-p", "order=first") == "P1 J2: created (subset_particles) in W1, W2\n"
-    assert a.json("job", "create", "P1", "import_micrographs", "-w", "W1")["uid"] == "J3"
+    assert a.json("job", "create", "P1", "lab_import_micrographs", "-w", "W1")["uid"] == "J3"
     assert a.json("job", "create", "P1", "join_particles", "-w", "W2")["uid"] == "J4"
 
     # Edits of different jobs run concurrently: the store serialises them per project, none is lost.
@@ -247,7 +249,7 @@ def test_build_a_project_copy_it_and_attach_it_to_a_second_instance(instances, t
                   b.later("fails", "project", "attach", tmp_path / "missing"),
                   b.later("fails", "project", "attach", copy),
                   a.later("json", "job", "list", "P1", "-w", "W2", "--status", "building"),
-                  a.later("json", "job", "list", "P1", "--type", "import_micrographs", "--status", "completed"))
+                  a.later("json", "job", "list", "P1", "--type", "lab_import_micrographs", "--status", "completed"))
     before = _collect(out, jobs)
     info_a, scratch = out[11:13]
     for args, message in zip(bad, out[13:13 + len(bad)]):
@@ -262,8 +264,8 @@ def test_build_a_project_copy_it_and_attach_it_to_a_second_instance(instances, t
         ("W1", "Import", "", 3), ("W2", "Curation", "subsets and joins", 2)]
     assert project["workspaces"] == before["workspaces"]
     assert [(j["uid"], j["type"], j["status"]) for j in before["jobs"]] == [
-        ("J1", "import_particles", "building"), ("J2", "subset_particles", "building"),
-        ("J3", "import_micrographs", "completed"), ("J4", "join_particles", "building")]
+        ("J1", "lab_import_particles", "building"), ("J2", "subset_particles", "building"),
+        ("J3", "lab_import_micrographs", "completed"), ("J4", "join_particles", "building")]
     assert before["info"]["J1"]["params"]["voltage_kv"] == {"value": 300, "default": 300, "set": False,
                                                             "type": "integer"}
     j2 = before["info"]["J2"]
@@ -287,7 +289,7 @@ def test_build_a_project_copy_it_and_attach_it_to_a_second_instance(instances, t
         "input particles disconnected from J1.particles"]
     assert before["events"]["J3"][-1]["text"] == "status failed → completed: marked completed"
     assert (info_a["home"], info_a["projects"], info_a["jobs"], info_a["job_types"]) == (
-        str(a.home), 1, 4, LAB_TYPES)
+        str(a.home), 1, 4, ALL_TYPES)
     assert {x["type"] for x in info_a["broken_job_types"]} == {"bad_spec", "exploding"}
     assert info_a["job_packages"] == ["labjobs"]  # CRYOWEAVE_JOB_PACKAGES, set by _env
     assert scratch["uid"] == "P1"
@@ -349,7 +351,7 @@ def test_build_a_project_copy_it_and_attach_it_to_a_second_instance(instances, t
 def test_instance_info_hides_the_database_password(instances):
     a = instances("A")
     info = a.json("instance", "info")
-    assert (info["home"], info["projects"], info["jobs"], info["job_types"]) == (str(a.home), 0, 0, LAB_TYPES)
+    assert (info["home"], info["projects"], info["jobs"], info["job_types"]) == (str(a.home), 0, 0, ALL_TYPES)
     assert info["database"] == a.database_url and len(info["instance_id"]) == 32
     if a.database_url.startswith("sqlite:///"):
         assert Path(a.database_url.removeprefix("sqlite:///")).is_file()
@@ -366,9 +368,9 @@ def test_job_types_and_spec_from_a_lab_plugin_need_no_database(tmp_path):
     cli = Cryoweave(tmp_path / "never-made", None)
     types, table, spec_json, spec_text, join_text = at_once(
         cli.later("json", "job", "types"), cli.later("ok", "job", "types"),
-        cli.later("json", "job", "spec", "subset_particles"), cli.later("ok", "job", "spec", "import_particles"),
+        cli.later("json", "job", "spec", "subset_particles"), cli.later("ok", "job", "spec", "lab_import_particles"),
         cli.later("ok", "job", "spec", "join_particles"))
-    assert [t["type"] for t in types["types"]] == LAB_TYPES
+    assert [t["type"] for t in types["types"]] == ALL_TYPES
     assert next(t for t in types["types"] if t["type"] == "subset_particles") == {
         "type": "subset_particles", "title": "Subset particles", "category": "particle curation", "version": "1",
         "description": "", "inputs": ["particles (particle ×1..1)"], "outputs": ["particles (particle)"],
@@ -389,7 +391,7 @@ def test_job_types_and_spec_from_a_lab_plugin_need_no_database(tmp_path):
         True, False]
     assert spec.outputs[0].passthrough == "particles" and spec.param("order").choices == ["random", "first"]
     lines = [line.rstrip() for line in spec_text.splitlines()]
-    assert "source       labjobs (labjobs:IMPORT_PARTICLES)" in lines
+    assert "source       labjobs (labjobs:LAB_IMPORT_PARTICLES)" in lines
     params = {line.split()[0]: line for line in lines[lines.index("Parameters") + 2:] if line.strip()}
     assert params["psize_A"].split()[:4] == ["psize_A", "number", "1.0", "[0.1,"]
     assert params["psize_A"].endswith("Pixel size in Å") and params["stack_path"].split()[:3] == [
@@ -403,10 +405,10 @@ def test_job_types_and_spec_from_a_lab_plugin_need_no_database(tmp_path):
 def test_archive_rename_and_delete(instances, tmp_path):
     a = instances("A")
     directory = Path(a.json("project", "create", "Beta-gal", "--dir", tmp_path)["directory"])
-    assert a.json("job", "create", "P1", "import_particles")["workspaces"] == ["W1"]  # a first workspace is made
+    assert a.json("job", "create", "P1", "lab_import_particles")["workspaces"] == ["W1"]  # a first workspace is made
     assert a.ok("project", "archive", "P1") == f"P1 archived (read-only): 'Beta-gal' in {directory}\n"
     *errors, info, jobs = at_once(
-        *(a.later("fails", *c) for c in [("job", "create", "P1", "import_particles"),
+        *(a.later("fails", *c) for c in [("job", "create", "P1", "lab_import_particles"),
                                          ("job", "set-param", "P1", "J1", "psize_A", "2"),
                                          ("workspace", "create", "P1", "More"), ("project", "rename", "P1", "X")]),
         a.later("json", "project", "info", "P1"), a.later("json", "job", "list", "P1"))
@@ -415,7 +417,7 @@ def test_archive_rename_and_delete(instances, tmp_path):
     assert json.loads((directory / "project.json").read_text())["archived"] is True
 
     assert a.json("project", "unarchive", "P1")["archived"] is False
-    job, renamed, workspace = at_once(a.later("json", "job", "create", "P1", "import_particles"),
+    job, renamed, workspace = at_once(a.later("json", "job", "create", "P1", "lab_import_particles"),
                                       a.later("json", "project", "rename", "P1", "Beta-galactosidase"),
                                       a.later("json", "workspace", "rename", "P1", "W1", "Everything"))
     assert (job["uid"], renamed["title"], workspace["title"]) == ("J2", "Beta-galactosidase", "Everything")

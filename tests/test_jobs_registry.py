@@ -89,7 +89,7 @@ def test_the_example_lab_package_declares_valid_job_types(monkeypatch):
         module, attribute = target.split(":")
         job_type = registry.register(getattr(importlib.import_module(module), attribute), "example-lab-jobs")
         assert job_type.name == name
-    assert [t.name for t in registry.types()] == ["import_particles", "subset_particles"]
+    assert [t.name for t in registry.types()] == ["lab_import_particles", "subset_particles"]
 
 
 def test_the_example_lab_jobs_run_a_chain(monkeypatch, tmp_path):
@@ -103,12 +103,12 @@ def test_the_example_lab_jobs_run_a_chain(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(root))
     lab = importlib.import_module("example_lab_jobs")
     registry = Registry(packages=[])
-    registry.register(lab.IMPORT_PARTICLES_JOB, "example-lab-jobs")
+    registry.register(lab.LAB_IMPORT_PARTICLES_JOB, "example-lab-jobs")
     registry.register(lab.SUBSET_PARTICLES_JOB, "example-lab-jobs")
     particles(range(500, 540), "blob", "ctf", ctf__df1_A=range(40)).save(tmp_path / "particles.cs")
     with Instance(home=tmp_path / "home", registry=registry) as inst:
         project = inst.create_project("Lab", tmp_path / "projects")
-        imp = project.create_job("import_particles", params={"metadata_path": str(tmp_path / "particles.cs")})
+        imp = project.create_job("lab_import_particles", params={"metadata_path": str(tmp_path / "particles.cs")})
         sub = project.create_job("subset_particles", params={"fraction": 0.25, "seed": 3})
         sub.connect("particles", "J1.particles")
         assert (imp.execute().status, sub.execute().status) == ("completed", "completed")
@@ -126,7 +126,7 @@ def test_broken_plugins_are_reported_and_do_not_stop_the_others(plugins):
     assert "something_else" not in {t.name for t in registry.types()}
     with pytest.raises(JobTypeError, match=r"job type 'broken_import' is installed but broken: .*needs torch"):
         registry.get("broken_import")
-    with pytest.raises(NotFoundError, match=r"no job type 'nope' .job types: .*pick_blobs, subset_particles"):
+    with pytest.raises(NotFoundError, match=r"no job type 'nope'; `cryoweave job types` lists the \d+ installed"):
         registry.get("nope")
 
 

@@ -20,7 +20,7 @@ from cryoweave.model import JobStatus, files
 from cryoweave.store import ProjectDirectory, read_project_files
 
 TYPES = [
-    {"type": "import_particles", "title": "Import particles",
+    {"type": "lab_import_particles", "title": "Import particles",
      "outputs": [{"name": "particles", "type": "particle", "slots": ["blob", "ctf"]}],
      "params": [{"name": "psize_A", "type": "number", "default": 1.0, "minimum": 0.1, "help": "pixel size"},
                 {"name": "path", "type": "path"}]},
@@ -73,11 +73,11 @@ def test_create_project_writes_a_self_contained_directory(inst, tmp_path):
 def test_workspaces_and_jobs_are_numbered_per_project(inst, tmp_path):
     p = inst.create_project("A", tmp_path)
     q = inst.create_project("B", tmp_path)
-    j1 = p.create_job("import_particles")  # no workspace yet: a default one is made
+    j1 = p.create_job("lab_import_particles")  # no workspace yet: a default one is made
     assert j1.workspaces == ["W1"] and p.workspaces()[0].title == "Default workspace"
     w2 = p.create_workspace("Refinement")
     with pytest.raises(ParamError, match="several workspaces"):
-        p.create_job("import_particles")
+        p.create_job("lab_import_particles")
     j2 = p.create_job("subset_particles", workspace=w2.uid, title="half")
     assert (j1.uid, j2.uid, q.create_job("import_volume").uid) == ("J1", "J2", "J1")
     assert j2.title == "half" and j2.workspaces == ["W2"]
@@ -87,7 +87,7 @@ def test_workspaces_and_jobs_are_numbered_per_project(inst, tmp_path):
     with pytest.raises(ParamError, match="at least one workspace"):
         j1.remove_from_workspace("W1")
     with pytest.raises(NotFoundError, match="no workspace W9"):
-        p.create_job("import_particles", workspace="W9")
+        p.create_job("lab_import_particles", workspace="W9")
     assert json.loads((p.directory / "workspaces.json").read_text())["workspaces"][1]["title"] == "Refinement"
     p.workspace("W2").rename("Refine")
     assert json.loads((p.directory / "workspaces.json").read_text())["workspaces"][1]["title"] == "Refine"
@@ -95,7 +95,7 @@ def test_workspaces_and_jobs_are_numbered_per_project(inst, tmp_path):
 
 def test_params_are_checked_converted_and_exported(inst, tmp_path):
     p = inst.create_project("A", tmp_path)
-    job = p.create_job("import_particles", params={"psize_A": "0.83"})
+    job = p.create_job("lab_import_particles", params={"psize_A": "0.83"})
     assert job.params == {"psize_A": 0.83, "path": None}
     job.set_params({"psize_A": 1.06, "path": "/data/raw/*.mrcs"})
     assert read_job(p, "J1")["params"] == {"path": "/data/raw/*.mrcs", "psize_A": 1.06}
@@ -107,7 +107,7 @@ def test_params_are_checked_converted_and_exported(inst, tmp_path):
         with pytest.raises(ParamError, match=message):
             job.set_params(bad)
     texts = [e.text for e in job.events()]
-    assert texts[0] == "created (import_particles)" and texts[-1].startswith("parameters: path cleared")
+    assert texts[0] == "created (lab_import_particles)" and texts[-1].startswith("parameters: path cleared")
     assert [e.seq for e in job.events()] == list(range(1, len(texts) + 1))
     assert [json.loads(line)["text"] for line in (job.directory / "events.jsonl").read_text().splitlines()[1:]] \
         == texts
@@ -115,7 +115,7 @@ def test_params_are_checked_converted_and_exported(inst, tmp_path):
 
 def test_the_event_log_file_follows_the_database_when_appended_and_after_a_rollback(inst, tmp_path):
     p = inst.create_project("A", tmp_path)
-    job = p.create_job("import_particles")
+    job = p.create_job("lab_import_particles")
     log = job.directory / "events.jsonl"
     for n in range(30):  # appended one line at a time
         inst.store.add_event(p.uid, job.uid, f"step {n}", data={"progress": {"done": n, "total": 30}})
@@ -134,14 +134,14 @@ def test_the_event_log_file_follows_the_database_when_appended_and_after_a_rollb
 
 def test_connections_follow_the_input_rules(inst, tmp_path):
     p = inst.create_project("A", tmp_path)
-    imp, _vol, sub, join = (p.create_job(t) for t in ("import_particles", "import_volume", "subset_particles",
+    imp, _vol, sub, join = (p.create_job(t) for t in ("lab_import_particles", "import_volume", "subset_particles",
                                                        "join_particles"))
     sub.connect("particles", "J1.particles")
     assert [str(c) for c in read_inputs(p, "J3")["particles"]] == ["J1.particles"]
     cases = [
         (sub, "particles", "J1.particles", "takes at most 1 group"),
         (join, "particles", "J2.volume", "holds volume items but input 'particles' of J4 takes particle"),
-        (join, "particles", "J1.nothing", "job J1 .import_particles. has no output 'nothing'"),
+        (join, "particles", "J1.nothing", "job J1 .lab_import_particles. has no output 'nothing'"),
         (join, "volumes", "J1.particles", "has no input 'volumes'"),
         (join, "particles", "J4.particles", "cannot be connected to its own output"),
         (join, "particles", "J9.particles", "no job J9"),
@@ -169,7 +169,7 @@ def read_inputs(project, uid):
 
 def test_status_lifecycle_and_editing_rules(inst, tmp_path):
     p = inst.create_project("A", tmp_path)
-    job = p.create_job("import_particles")
+    job = p.create_job("lab_import_particles")
     store = inst.store
     for status in ("queued", "launched", "started", "running"):
         store.edit_job(p.uid, job.uid, edits.transition(JobStatus(status)))
@@ -200,10 +200,10 @@ def test_status_lifecycle_and_editing_rules(inst, tmp_path):
 
 def test_archived_projects_are_read_only(inst, tmp_path):
     p = inst.create_project("A", tmp_path)
-    job = p.create_job("import_particles")
+    job = p.create_job("lab_import_particles")
     p.archive()
     assert json.loads((p.directory / "project.json").read_text())["archived"] is True
-    for action in (lambda: p.create_job("import_particles"), lambda: job.set_param("psize_A", 2),
+    for action in (lambda: p.create_job("lab_import_particles"), lambda: job.set_param("psize_A", 2),
                    lambda: p.create_workspace("x"), lambda: p.rename("B")):
         with pytest.raises(StatusError, match=r"project P1 is archived .read-only.; unarchive it first"):
             action()
@@ -213,16 +213,16 @@ def test_archived_projects_are_read_only(inst, tmp_path):
     p.set_description("ferritin, second dataset")
     assert json.loads((p.directory / "project.json").read_text())["description"] == "ferritin, second dataset"
     assert p.info().description == "ferritin, second dataset"
-    assert inst.job_spec("import_particles").param("psize_A").default == 1.0
+    assert inst.job_spec("lab_import_particles").param("psize_A").default == 1.0
 
 
 def test_job_lists_filter_by_status_type_and_workspace(inst, tmp_path):
     p = inst.create_project("A", tmp_path)
-    for t in ("import_particles", "import_volume", "import_particles"):
+    for t in ("lab_import_particles", "import_volume", "lab_import_particles"):
         p.create_job(t)
     inst.store.edit_job(p.uid, "J2", edits.transition(JobStatus.QUEUED))
     assert [j.uid for j in p.jobs()] == ["J1", "J2", "J3"]
-    assert [j.uid for j in p.jobs(type="import_particles")] == ["J1", "J3"]
+    assert [j.uid for j in p.jobs(type="lab_import_particles")] == ["J1", "J3"]
     assert [j.uid for j in p.jobs(status="queued")] == ["J2"]
     with pytest.raises(NotFoundError, match="no project P7"):
         inst.project("P7")
@@ -234,7 +234,7 @@ def _populated(inst, tmp_path):
     p = inst.create_project("Apoferritin", tmp_path / "projects", "a test")
     p.create_workspace("Import")
     p.create_workspace("Refine")
-    a = p.create_job("import_particles", workspace="W1", params={"psize_A": 0.83})
+    a = p.create_job("lab_import_particles", workspace="W1", params={"psize_A": 0.83})
     b = p.create_job("subset_particles", workspace=["W1", "W2"], title="quarter", params={"fraction": 0.25})
     b.connect("particles", "J1.particles")
     inst.store.edit_job(p.uid, a.uid, edits.transition(JobStatus.QUEUED))
@@ -278,7 +278,7 @@ def _second_database(database_url, request, tmp_path):
 def _chain(inst, tmp_path):
     """J1 import -> J2 subset -> J3 subset -> J4 subset: J2 cannot take J4's output."""
     p = inst.create_project("Chain", tmp_path / "projects")
-    p.create_job("import_particles")
+    p.create_job("lab_import_particles")
     for n in (1, 2, 3):
         p.create_job("subset_particles").connect("particles", f"J{n}.particles")
     p.job("J2").disconnect("particles")
@@ -381,7 +381,8 @@ def test_instance_info(inst, tmp_path):
     _populated(inst, tmp_path)
     info = inst.info()
     assert info["projects"] == 1 and info["jobs"] == 2
-    assert info["job_types"] == ["import_particles", "import_volume", "join_particles", "subset_particles"]
+    ours = ["import_volume", "join_particles", "lab_import_particles", "subset_particles"]  # and the built-in ones
+    assert [t for t in info["job_types"] if t in ours] == ours and info["job_types"] == sorted(info["job_types"])
     assert len(info["instance_id"]) == 32 and "password" not in info["database"]
 
 
@@ -408,7 +409,7 @@ def test_a_taken_over_project_is_read_only_for_its_old_holder(inst, tmp_path, re
     with Instance(home=tmp_path / "home2", database_url=_second_database(database_url, request, tmp_path),
                   registry=registry) as second:
         q = second.attach(p.directory, take_over=True)
-        for action in (lambda: p.rename("X"), lambda: p.create_job("import_particles", workspace="W1"),
+        for action in (lambda: p.rename("X"), lambda: p.create_job("lab_import_particles", workspace="W1"),
                        lambda: p.job("J2").set_param("fraction", 0.1), lambda: p.create_workspace("W")):
             with pytest.raises(AttachError, match=r"is now held by instance .*can only detach it"):
                 action()

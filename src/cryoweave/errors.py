@@ -65,6 +65,10 @@ class ResultError(CryoweaveError):
     or damaged metafile, items that do not match; the message names the job, result, version and path."""
 
 
+class DataError(CryoweaveError):
+    """A job's data cannot be used: image files missing, mixed box sizes, a map and mask that differ."""
+
+
 class ParamError(CryoweaveError, ValueError):
     """A job parameter that does not exist or whose value does not fit its type."""
 

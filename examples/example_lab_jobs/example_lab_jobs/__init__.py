@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-IMPORT_PARTICLES = {
-    "type": "import_particles",
+LAB_IMPORT_PARTICLES = {
+    "type": "lab_import_particles",
     "title": "Import particles",
     "description": "Import particle stacks with their CTF parameters.",
     "category": "import",
@@ -57,5 +57,5 @@ SUBSET_PARTICLES = {
     ],
 }
 
-IMPORT_PARTICLES_JOB = SimpleNamespace(spec=IMPORT_PARTICLES, run=_import_particles)
+LAB_IMPORT_PARTICLES_JOB = SimpleNamespace(spec=LAB_IMPORT_PARTICLES, run=_import_particles)
 SUBSET_PARTICLES_JOB = SimpleNamespace(spec=SUBSET_PARTICLES, run=_subset_particles)

@@ -25,6 +25,7 @@ from cryoweave.dataset import Dataset
 from cryoweave.dataset.combine import match_last
 from cryoweave.errors import ParamError, ResultError, StatusError
 from cryoweave.formats.png import PNG_SIGNATURE, png_bytes
+from cryoweave.model.jobspec import OutputSpec
 from cryoweave.model.records import JobRecord, OutputGroup
 from cryoweave.model.status import JobStatus
 from cryoweave.spec import LoadableSlots
@@ -121,6 +122,42 @@ class JobContext:
         relative = path.relative_to(self.project_dir).as_posix()
         self.log(title or name, data={"image": relative})
         return path
+
+    def add_output(self, name: str, type: str, *, slots: list[Any] = (), passthrough: str | None = None,
+                   title: str = "", description: str = "") -> OutputSpec:
+        """Declare an output group while the job runs, for outputs that depend on the data or the
+        parameters (``split_0`` … ``split_N``). Declaring the same one again is allowed; the job's
+        clear removes it."""
+        wanted = OutputSpec.model_validate({"name": name, "type": type, "slots": list(slots),
+                                            "passthrough": passthrough, "title": title,
+                                            "description": description, "made_at_run": True})
+
+        def change(tx: ProjectTx, current: JobRecord) -> str | None:
+            if current.status not in RUNNING:
+                raise StatusError(f"job {self.uid} is {current.status.value}; outputs are declared while it runs")
+            existing = next((o for o in current.spec.outputs if o.name == name), None)
+            if existing == wanted:
+                return None
+            if existing is not None:
+                raise ResultError(f"job {self.uid} already has an output {name!r} ({existing.type.value}); "
+                                  "an output declared at run time needs a name of its own")
+            current.spec = current.spec.with_output(wanted)
+            return f"output {name!r} ({wanted.type.value}) declared"
+
+        self.record = self.store.edit_job(self.project, self.uid, change)
+        return wanted
+
+    def file(self, path: str | Path) -> Path:
+        """A data path as results hold it (project-relative like ``J7/stack.mrcs``, or absolute) as a file."""
+        return self.project_dir / path
+
+    def relative(self, path: str | Path) -> str:
+        """How a result names a file: project-relative when it lies in the project, else absolute."""
+        path = Path(path)
+        try:
+            return path.relative_to(self.project_dir).as_posix()
+        except ValueError:
+            return str(path)
 
     def save_output(self, name: str, dataset: Dataset, version: int | None = None) -> OutputGroup:
         """Save one version of an output group: the dataset's results (and uids) are written; the

@@ -115,6 +115,7 @@ def clear() -> Change:
                 else:
                     entry.unlink()
         record.outputs = {}
+        record.spec = record.spec.without_run_outputs()
         record.status = JobStatus.BUILDING
         record.status_times = {JobStatus.BUILDING: utc_now()}
         return f"cleared (was {old.value})"

@@ -147,3 +147,80 @@ def write_mrc(path: str | os.PathLike, data: np.ndarray, *, pixel_size: float, s
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+class StackWriter:
+    """Write a stack of ``count`` images of ``ny`` × ``nx`` in pieces, so it never has to be in memory.
+
+    The file is made at its full size in a temporary file, filled through a memory map, its header
+    statistics set at the end, and renamed into place by :meth:`close`; :meth:`abort` (or an error
+    inside a ``with`` block) removes it.
+
+    >>> with StackWriter("/tmp/out.mrcs", 1000, 128, 128, pixel_size=2.0) as out:   # doctest: +SKIP
+    ...     out.write(images_0_to_99)                                               # in order
+    """
+
+    def __init__(self, path: str | os.PathLike, count: int, ny: int, nx: int, *, pixel_size: float,
+                 dtype: np.dtype | str = np.float32):
+        import mrcfile
+
+        self.path, self.count, self.written = Path(path), int(count), 0
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float16)):
+            raise FormatError(f"{self.path}: stacks are written as float32 or float16, not {self.dtype}")
+        if not pixel_size > 0:
+            raise FormatError(f"{self.path}: the pixel size must be above 0 Å, not {pixel_size}")
+        fd, self.temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        try:
+            self._mrc = mrcfile.new_mmap(self.temporary, shape=(self.count, ny, nx),
+                                         mrc_mode=12 if self.dtype == np.float16 else 2, overwrite=True)
+            self._mrc.set_image_stack()
+            self._mrc.voxel_size = pixel_size
+        except BaseException:
+            Path(self.temporary).unlink(missing_ok=True)
+            raise
+        self._sum = self._sum2 = 0.0
+        self._min, self._max = np.inf, -np.inf
+
+    def write(self, images: np.ndarray) -> None:
+        """Append images ``(n, ny, nx)`` after those already written."""
+        n = len(images)
+        if self.written + n > self.count:
+            raise FormatError(f"{self.path}: {self.written + n:,} images written to a stack made for {self.count:,}")
+        block = np.asarray(images, dtype=self.dtype)
+        self._mrc.data[self.written:self.written + n] = block
+        if n:
+            wide = block.astype(np.float64, copy=False)
+            self._sum += float(wide.sum())
+            self._sum2 += float(np.square(wide).sum())
+            self._min, self._max = min(self._min, float(wide.min())), max(self._max, float(wide.max()))
+        self.written += n
+
+    def close(self) -> Path:
+        """Finish the file (every image written) and move it into place."""
+        if self.written != self.count:
+            self.abort()
+            raise FormatError(f"{self.path}: {self.written:,} of {self.count:,} images were written; file not kept")
+        values = self.count * self._mrc.data.shape[1] * self._mrc.data.shape[2]
+        mean = self._sum / values if values else 0.0
+        header = self._mrc.header
+        header.dmin, header.dmax = (self._min, self._max) if values else (0.0, 0.0)
+        header.dmean = mean
+        header.rms = float(np.sqrt(max(self._sum2 / values - mean * mean, 0.0))) if values else 0.0
+        self._mrc.close()
+        os.replace(self.temporary, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._mrc.close()
+        Path(self.temporary).unlink(missing_ok=True)
+
+    def __enter__(self) -> StackWriter:
+        return self
+
+    def __exit__(self, kind, value, trace) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()

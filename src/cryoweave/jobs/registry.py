@@ -9,7 +9,8 @@ where ``JOB`` is a :class:`~cryoweave.model.JobTypeSpec`, the same data as a dic
 object (a class, a module) with a ``spec`` attribute holding one. The entry point's name must
 be the job type's ``type``. A plugin that fails to import or declares an invalid spec is
 listed as broken, with the reason, and the others still load. An instance may load only some
-installed packages (``CRYOWEAVE_JOB_PACKAGES``, see :mod:`cryoweave.settings`).
+installed packages (``CRYOWEAVE_JOB_PACKAGES``, see :mod:`cryoweave.settings`); cryoweave's own
+job library (:mod:`cryoweave.jobs.library`) is always loaded, and a plugin may not reuse its names.
 
 >>> registry = Registry()
 >>> registry.register({"type": "noop", "title": "Do nothing"}).spec.title
@@ -18,6 +19,7 @@ installed packages (``CRYOWEAVE_JOB_PACKAGES``, see :mod:`cryoweave.settings`).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -28,6 +30,7 @@ from cryoweave.model.jobspec import JobTypeSpec
 from cryoweave.settings import Settings, package_name
 
 ENTRY_POINT_GROUP = "cryoweave.jobs"
+BUILT_IN = "cryoweave (built in)"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,10 @@ class Registry:
         self._types: dict[str, JobType] = {}
         self.broken: dict[str, str] = {}
         self._loaded = False
+        from cryoweave.jobs.library import library_jobs
+
+        for job in library_jobs():
+            self.register(job, BUILT_IN)
 
     def register(self, declaration: Any, source: str = "registered in Python") -> JobType:
         """Add a job type from a spec, a dict, or an object with a ``spec`` attribute."""
@@ -64,7 +71,7 @@ class Registry:
         return job_type
 
     def load_entry_points(self) -> None:
-        """Load every installed plugin's job types (once)."""
+        """Load every installed plugin's job types (once); cryoweave's own are there from the start."""
         if self._loaded:
             return
         self._loaded = True
@@ -72,6 +79,11 @@ class Registry:
             if self.packages is not None and (ep.dist is None or package_name(ep.dist.name) not in self.packages):
                 continue
             source = f"{ep.dist.name if ep.dist else '?'} ({ep.value})"
+            if ep.name in self._types and self._types[ep.name].source == BUILT_IN:
+                self.broken[f"{ep.name} ({source})"] = (
+                    f"{source} declares job type {ep.name!r}, which is built into cryoweave; a plugin cannot "
+                    "replace a built-in job type: give the lab's job type a name of its own")
+                continue
             try:
                 job_type = self.register(ep.load(), source)
             except CryoweaveError as err:
@@ -95,8 +107,10 @@ class Registry:
             return self._types[name]
         if name in self.broken:
             raise JobTypeError(f"job type {name!r} is installed but broken: {self.broken[name]}")
-        known = ", ".join(sorted(self._types)) or "none installed"
-        raise NotFoundError(f"there is no job type {name!r} (job types: {known})")
+        close = difflib.get_close_matches(name, list(self._types), n=3, cutoff=0.6)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        raise NotFoundError(f"there is no job type {name!r}{hint}; `cryoweave job types` lists the "
+                            f"{len(self._types)} installed")
 
 
 _default: Registry | None = None

@@ -18,6 +18,7 @@ instance that lacks the plugin.
 from __future__ import annotations
 
 import math
+import os
 from enum import StrEnum
 from typing import Any
 
@@ -97,6 +98,8 @@ class OutputSpec(_Model):
     description: str = ""
     slots: list[SlotSpec] = Field(default_factory=list)
     passthrough: str | None = None
+    made_at_run: bool = Field(False, description="declared by the running job (e.g. one per split); "
+                                                 "removed when the job is cleared")
 
     _name = field_validator("name")(lambda v: _identifier(v, "output name"))
 
@@ -198,8 +201,19 @@ def _text(value: Any) -> str:
     return value
 
 
+def _path(value: Any) -> str:
+    """A path as the user meant it where they typed it: ``~`` expanded, relative to the current
+    folder made absolute (a job runs elsewhere). Glob characters are kept."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    text = _text(value).strip()
+    if not text:
+        raise ValueError
+    return os.path.abspath(os.path.expanduser(text))
+
+
 _COERCE = {ParamType.NUMBER: _number, ParamType.INTEGER: _integer, ParamType.STRING: _text,
-           ParamType.BOOLEAN: _boolean, ParamType.ENUM: _text, ParamType.PATH: _text}
+           ParamType.BOOLEAN: _boolean, ParamType.ENUM: _text, ParamType.PATH: _path}
 
 
 class ResourceSpec(_Model):
@@ -274,6 +288,19 @@ class JobTypeSpec(_Model):
     def coerce_params(self, values: dict[str, Any]) -> dict[str, Any]:
         """Explicitly set parameter values, checked and converted to their types."""
         return {name: self.param(name).coerce(value) for name, value in values.items()}
+
+    def with_output(self, output: OutputSpec | dict[str, Any]) -> JobTypeSpec:
+        """This spec with one more output (checked as a whole, e.g. that its passthrough input exists)."""
+        data = self.model_dump(mode="json")
+        new = output.model_dump(mode="json") if isinstance(output, OutputSpec) else dict(output)
+        data["outputs"] = [*data["outputs"], new]
+        return JobTypeSpec.parse(data)
+
+    def without_run_outputs(self) -> JobTypeSpec:
+        """This spec without the outputs its job declared while it ran."""
+        if not any(o.made_at_run for o in self.outputs):
+            return self
+        return self.model_copy(update={"outputs": [o for o in self.outputs if not o.made_at_run]})
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}

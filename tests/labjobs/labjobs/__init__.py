@@ -4,9 +4,9 @@
 these in the ``cryoweave.jobs`` group, as ``pip install`` of a real package would.
 
 The runnable types are objects with a ``spec`` (declared as data) and a ``run(ctx)`` that works
-only through the job's context: ``import_particles`` makes (or reads) particles with blob and
+only through the job's context: ``lab_import_particles`` makes (or reads) particles with blob and
 CTF, ``subset_particles`` keeps some of its input's particles, ``join_particles`` appends its
-inputs. ``import_micrographs`` is declared as data only: it has no run function.
+inputs. ``lab_import_micrographs`` is declared as data only: it has no run function.
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ def run_import_particles(ctx) -> None:
         ctx.save_output("particles", data)
 
 
-IMPORT_PARTICLES = LabJob({
-    "type": "import_particles",
+LAB_IMPORT_PARTICLES = LabJob({
+    "type": "lab_import_particles",
     "title": "Import particles",
     "description": "Import particle stacks with their CTF.",
     "category": "import",
@@ -102,8 +102,8 @@ IMPORT_PARTICLES = LabJob({
     ],
 }, run_import_particles)
 
-IMPORT_MICROGRAPHS = {  # declared as data only: a job of this type cannot run
-    "type": "import_micrographs",
+LAB_IMPORT_MICROGRAPHS = {  # declared as data only: a job of this type cannot run
+    "type": "lab_import_micrographs",
     "title": "Import micrographs",
     "category": "import",
     "outputs": [{"name": "micrographs", "type": "exposure", "slots": ["micrograph_blob"]}],
