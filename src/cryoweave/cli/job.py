@@ -106,7 +106,9 @@ def _print_spec(spec: JobTypeSpec, source: str) -> None:
     print_heading("Outputs")
     print_table(["output", "datatype", "slots", "passthrough", "title"],
                 [(o.name, o.type.value, ", ".join(_slot(s) for s in o.slots), o.passthrough or "", o.title)
-                 for o in spec.outputs], empty="none")
+                 for o in spec.outputs], empty="none" if not spec.run_outputs else "none before it runs")
+    if spec.run_outputs:
+        say(f"Declared when it runs: {spec.run_outputs}")
     print_heading("Parameters")
     print_table(["parameter", "type", "default", "allowed", "help"],
                 [(p.name, p.type.value, _value(p.default), _allowed(p), p.help) for p in spec.params],

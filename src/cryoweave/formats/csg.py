@@ -257,6 +257,40 @@ def metafile_ref(metafile: str | os.PathLike, csg_path: str | os.PathLike) -> st
         return str(target)
 
 
+def contained_metafiles(group: ResultGroupFile) -> dict[str, Path]:
+    """Every metafile a ``.csg`` read from a file names (its results' files, their extra files, the items
+    table), resolved and checked to lie inside the ``.csg``'s folder: an absolute path, a ``..`` step, or
+    a symlink that leads out of the folder is refused, so a ``.csg`` from elsewhere cannot make cryoweave
+    read files outside the folder it was given in. Missing files are not checked here.
+
+    >>> contained_metafiles(read_csg("export/particles.csg"))   # doctest: +SKIP
+    {'>particles.cs': PosixPath('export/particles.cs')}
+    """
+    if group.path is None:
+        raise FormatError("the result group was not read from a file, so its metafiles have no folder")
+    folder = group.path.parent
+    inside = os.path.realpath(folder)
+    named = [(f"result {slot!r}", m) for slot, r in group.results.items() for m in (r.metafile, *r.extra)]
+    named += [("the items table", group.items.metafile)] if group.items is not None else []
+    out: dict[str, Path] = {}
+    for what, metafile in named:
+        text = metafile[1:] if metafile.startswith(">") else metafile
+        if not metafile.startswith(">") and Path(text).is_absolute():
+            problem = "is an absolute path"
+        elif ".." in Path(text.replace("\\", "/")).parts:
+            problem = "climbs out of the folder with '..'"
+        else:
+            path = group.resolve(metafile)
+            real = os.path.realpath(path)
+            if os.path.commonpath([real, inside]) == inside:
+                out[metafile] = path
+                continue
+            problem = f"leads out of the folder through a symlink (to {real})"
+        raise _fail(group.path, f"the metafile of {what}, {metafile!r}, {problem}; a .csg may only name "
+                                f"files in its own folder ({folder}) or below it")
+    return out
+
+
 def load_csg(path: str | os.PathLike, *, slots: Iterable[str] | None = None,
              project_dir: str | os.PathLike | None = None) -> Dataset:
     """Read a ``.csg`` and load its items (the joined metafiles of the chosen slots).

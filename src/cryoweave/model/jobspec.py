@@ -234,6 +234,8 @@ class JobTypeSpec(_Model):
     version: str = "1"
     inputs: list[InputSpec] = Field(default_factory=list)
     outputs: list[OutputSpec] = Field(default_factory=list)
+    run_outputs: str = Field("", description="the outputs the job declares when it runs, in words "
+                                             "(e.g. split_0 … split_N-1 and remainder)")
     params: list[ParamSpec] = Field(default_factory=list)
     resources: ResourceSpec = Field(default_factory=ResourceSpec)
 
