@@ -164,7 +164,8 @@ def test_bad_groups_are_refused_before_writing(tmp_path, case):
     elif case == "num_items":
         files["blob"] = (">J12_particles_exported.cs", 7)
     _csg(csg, files)
-    rule = f"; a .csg may only name files in its own folder ({folder}) or below it"
+    rule = (f"; a .csg may only name files in its own folder ({folder}) or below it (copy the tables there, or, "
+            "for a group of a job in the same project, connect its output instead)")
     expected = {
         "dotdot": f"cannot read result group {csg}: the metafile of result 'ctf', '>../secret.cs', climbs out of "
                   f"the folder with '..'{rule}",

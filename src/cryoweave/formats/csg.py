@@ -287,7 +287,8 @@ def contained_metafiles(group: ResultGroupFile) -> dict[str, Path]:
                 continue
             problem = f"leads out of the folder through a symlink (to {real})"
         raise _fail(group.path, f"the metafile of {what}, {metafile!r}, {problem}; a .csg may only name "
-                                f"files in its own folder ({folder}) or below it")
+                                f"files in its own folder ({folder}) or below it (copy the tables there, or, for a "
+                                f"group of a job in the same project, connect its output instead)")
     return out
 
 

@@ -36,7 +36,6 @@ from cryoweave.dataset import Dataset
 from cryoweave.errors import CryoweaveError, DataError, DatasetLoadError, FormatError, ParamError
 from cryoweave.formats.csg import ResultGroupFile, contained_metafiles, read_csg
 from cryoweave.jobs.library.common import LibraryJob, listing, param
-from cryoweave.model.jobspec import JobTypeSpec
 from cryoweave.spec import result_fields
 
 JOB_FOLDER = re.compile(r"^J\d+$")
@@ -185,8 +184,5 @@ SPEC = {
     "params": [param("csg_path", "path", "The .csg file to import; the .cs files it names must lie in its "
                                          "folder (or below)")],
 }
-
-if "run_outputs" not in JobTypeSpec.model_fields:  # an older spec model: say it in the description instead
-    SPEC["description"] += " " + SPEC.pop("run_outputs")
 
 JOBS = [LibraryJob(SPEC, run)]
