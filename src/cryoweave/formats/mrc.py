@@ -190,11 +190,11 @@ class StackWriter:
             raise FormatError(f"{self.path}: {self.written + n:,} images written to a stack made for {self.count:,}")
         block = np.asarray(images, dtype=self.dtype)
         self._mrc.data[self.written:self.written + n] = block
-        if n:
-            wide = block.astype(np.float64, copy=False)
-            self._sum += float(wide.sum())
-            self._sum2 += float(np.square(wide).sum())
-            self._min, self._max = min(self._min, float(wide.min())), max(self._max, float(wide.max()))
+        if n:  # header statistics, accumulated in float64 without a float64 copy of the block
+            single = block.astype(np.float32, copy=False)
+            self._sum += float(single.sum(dtype=np.float64))
+            self._sum2 += float(np.square(single).sum(dtype=np.float64))
+            self._min, self._max = min(self._min, float(single.min())), max(self._max, float(single.max()))
         self.written += n
 
     def close(self) -> Path:

@@ -8,6 +8,7 @@ stacks are written in chunks, so no job needs its particles to fit in memory.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import os
@@ -35,6 +36,9 @@ class LibraryJob:
 
     spec: dict[str, Any]
     run: Callable[[Any], None]
+    outputs: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
+    """The outputs as they follow from the parameters (declared while the job is built, so later jobs
+    can be connected to them before it runs); None: the spec's own outputs."""
 
 
 def param(name: str, type: str, help: str, default: Any = None, **more: Any) -> dict[str, Any]:
@@ -162,8 +166,15 @@ def read_blobs(headers: dict[str, MrcHeader], paths: np.ndarray, idx: np.ndarray
         header = headers[str(path)]
         data = np.memmap(header.path, dtype=header.dtype, mode="r", offset=header.data_offset,
                          shape=(header.nz, header.ny, header.nx))
-        out[rows] = data[idx[rows]]
+        out[_run(rows)] = data[_run(idx[rows])]  # one copy from the map where rows and images are consecutive
     return out
+
+
+def _run(positions: np.ndarray) -> slice | np.ndarray:
+    """``positions`` as a slice when they are consecutive and increasing (a view, not a gather)."""
+    if len(positions) and positions[-1] - positions[0] == len(positions) - 1 and (np.diff(positions) == 1).all():
+        return slice(int(positions[0]), int(positions[-1]) + 1)
+    return positions
 
 
 def iter_blobs(ctx: Any, particles: Dataset, prefix: str = "blob", chunk: int = CHUNK,
@@ -235,6 +246,9 @@ class StackOutput:
             self._writer = None
         for path in self._written:
             path.unlink(missing_ok=True)
+        self._written = []
+        with contextlib.suppress(OSError):  # the folder too, when nothing else is in it
+            self.folder.rmdir()
 
     def blob(self, particles: Dataset, sign: np.ndarray | float = -1.0) -> Dataset:
         """A ``blob`` result for ``particles`` pointing at the new stacks."""
