@@ -9,6 +9,8 @@ import pytest
 
 from cryoweave.errors import JobTypeError, NotFoundError
 from cryoweave.jobs import ENTRY_POINT_GROUP, Registry
+from cryoweave.jobs.library import library_jobs
+from cryoweave.jobs.registry import BUILT_IN
 from cryoweave.model import JobTypeSpec
 
 
@@ -31,6 +33,7 @@ def plugins(tmp_path, monkeypatch):
         "broken_import": "mylab_broken:JOB",
         "bad_spec": "mylab_bad:JOB",
         "misnamed": "mylab_subset:OTHER",
+        "import_particles": "mylab_pick:OurImport",
     }, {
         "mylab_subset": '''
             from cryoweave.model import JobTypeSpec
@@ -45,6 +48,7 @@ def plugins(tmp_path, monkeypatch):
                         "outputs": [{"name": "particles", "type": "particle", "slots": ["location"]}]}
                 def run(self, ctx):
                     raise NotImplementedError
+            OurImport = {"type": "import_particles", "title": "Our own import"}
         ''',
         "mylab_broken": "raise ImportError('needs torch')\n",
         "mylab_bad": "JOB = {'type': 'bad_spec', 'title': 'Bad', 'inputs': [{'name': 'p', 'type': 'particles'}]}\n",
@@ -59,20 +63,36 @@ def test_plugins_are_found_through_entry_points(plugins):
     types = {t.name: t for t in registry.types()}
     assert {"subset_particles", "pick_blobs"} <= set(types)
     only_mylab = Registry(packages=["MyLab_Jobs"])  # names compare as packaging normalises them
-    assert {t.name for t in only_mylab.types()} == {"subset_particles", "pick_blobs"}
+    assert {t.name for t in only_mylab.types() if t.source != BUILT_IN} == {"subset_particles", "pick_blobs"}
     assert types["subset_particles"].spec.param("fraction").default == 0.5
     assert types["pick_blobs"].spec.category == "picking"
     assert "mylab-jobs" in types["pick_blobs"].source and "mylab_pick:PickBlobs" in types["pick_blobs"].source
     assert hasattr(types["pick_blobs"].implementation, "run")  # the object behind the spec is kept
 
 
+def test_the_built_in_job_types_are_always_there_and_their_names_reserved(plugins):
+    registry = Registry(packages=["mylab-jobs"])
+    names = {t.name for t in registry.types()}
+    assert {j.spec["type"] for j in library_jobs()} <= names  # whatever the packages say
+    assert registry.get("import_particles").source == BUILT_IN
+    assert registry.get("import_particles").spec.title == "Import Particle Stack"  # not the plugin's
+    reason = registry.broken["import_particles (mylab-jobs (mylab_pick:OurImport))"]
+    assert reason == ("mylab-jobs (mylab_pick:OurImport) declares job type 'import_particles', which is built into "
+                      "cryoweave; a plugin cannot replace a built-in job type: give the lab's job type a name of "
+                      "its own")
+    with pytest.raises(JobTypeError, match=r"'import_particles' from registered in Python is already provided by "
+                                           r"cryoweave \(built in\)"):
+        registry.register({"type": "import_particles", "title": "Mine"})
+
+
 def test_an_instance_loads_only_the_packages_it_names(plugins, monkeypatch):
     from cryoweave.jobs import registry as registry_module
 
-    assert Registry(packages=["another-lab"]).types() == []
+    assert [t.source for t in Registry(packages=["another-lab"]).types()] == [BUILT_IN] * len(library_jobs())
     monkeypatch.setattr(registry_module, "_default", None)
     monkeypatch.setenv("CRYOWEAVE_JOB_PACKAGES", "another-lab, mylab-jobs")
-    assert {t.name for t in registry_module.default_registry().types()} == {"subset_particles", "pick_blobs"}
+    loaded = registry_module.default_registry().types()
+    assert {t.name for t in loaded if t.source != BUILT_IN} == {"subset_particles", "pick_blobs"}
     assert registry_module.default_registry().packages == {"another-lab", "mylab-jobs"}
 
 
@@ -89,7 +109,7 @@ def test_the_example_lab_package_declares_valid_job_types(monkeypatch):
         module, attribute = target.split(":")
         job_type = registry.register(getattr(importlib.import_module(module), attribute), "example-lab-jobs")
         assert job_type.name == name
-    assert [t.name for t in registry.types()] == ["lab_import_particles", "subset_particles"]
+    assert [t.name for t in registry.types() if t.source != BUILT_IN] == ["lab_import_particles", "subset_particles"]
 
 
 def test_the_example_lab_jobs_run_a_chain(monkeypatch, tmp_path):
@@ -141,4 +161,4 @@ def test_registering_in_python():
         registry.register(spec, "another package")
     with pytest.raises(JobTypeError, match="is not valid"):
         registry.register({"type": "x"})
-    assert [t.name for t in registry.types()] == ["noop", "noop2"]
+    assert [t.name for t in registry.types() if t.source != BUILT_IN] == ["noop", "noop2"]

@@ -18,7 +18,7 @@ from cryoweave.builder import edits, lifecycle, wiring
 from cryoweave.builder.bindings import InputBinding, bind_inputs
 from cryoweave.builder.context import read_input, read_output, store_lookup
 from cryoweave.dataset import Dataset
-from cryoweave.errors import NotFoundError, ParamError
+from cryoweave.errors import CryoweaveError, NotFoundError, ParamError
 from cryoweave.jobs import Registry, default_registry
 from cryoweave.model.jobspec import JobTypeSpec
 from cryoweave.model.records import Connection, Event, JobRecord, OutputGroup, WorkspaceRecord
@@ -78,6 +78,15 @@ class Instance(LaneMethods):
 
     def job_types(self) -> list[JobTypeSpec]:
         return [t.spec for t in self.registry.types()]
+
+    def outputs_hook(self, type: str) -> edits.OutputsHook | None:
+        """How a job type's outputs follow from its parameters, when they do (and it is installed)."""
+        try:
+            implementation = self.registry.get(type).implementation
+        except CryoweaveError:
+            return None
+        hook = getattr(implementation, "outputs", None)
+        return hook if callable(hook) else None
 
     def job_spec(self, type: str) -> JobTypeSpec:
         return self.registry.get(type).spec
@@ -150,7 +159,8 @@ class Project:
         """A new job of a registered type, in a workspace (the project's only one by default)."""
         spec = self.instance.job_spec(type)
         chosen = [workspace] if isinstance(workspace, str) else workspace
-        build = edits.new_job(spec, workspaces=chosen, title=title, description=description, params=params)
+        build = edits.new_job(spec, workspaces=chosen, title=title, description=description, params=params,
+                              outputs=self.instance.outputs_hook(type))
         return Job(self, self._store.create_job(self.uid, build))
 
     def jobs(self, *, workspace: str | None = None, status: str | JobStatus | None = None,
@@ -258,13 +268,14 @@ class Job(RunMethods):
         return self.project.directory / self.uid
 
     def set_param(self, name: str, value: Any) -> Job:
-        return self._edit(edits.set_params({name: value}))
+        return self.set_params({name: value})
 
     def set_params(self, values: dict[str, Any]) -> Job:
-        return self._edit(edits.set_params(values))
+        """Set parameters; outputs that follow from them (``split_0`` …) are declared again."""
+        return self._edit(edits.set_params(values, self.project.instance.outputs_hook(self.type)))
 
     def clear_param(self, name: str) -> Job:
-        return self._edit(edits.clear_params([name]))
+        return self._edit(edits.clear_params([name], self.project.instance.outputs_hook(self.type)))
 
     def connect(self, input_name: str, source: str) -> Job:
         """Connect an output group (``"J5.particles"``) to one of this job's inputs; its results bind

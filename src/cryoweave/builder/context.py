@@ -126,8 +126,8 @@ class JobContext:
     def add_output(self, name: str, type: str, *, slots: list[Any] = (), passthrough: str | None = None,
                    title: str = "", description: str = "") -> OutputSpec:
         """Declare an output group while the job runs, for outputs that depend on the data or the
-        parameters (``split_0`` … ``split_N``). Declaring the same one again is allowed; the job's
-        clear removes it."""
+        parameters (``split_0`` … ``split_N``). Declaring one that exists with the same datatype and
+        passthrough changes nothing; the job's clear removes those declared here."""
         wanted = OutputSpec.model_validate({"name": name, "type": type, "slots": list(slots),
                                             "passthrough": passthrough, "title": title,
                                             "description": description, "made_at_run": True})
@@ -136,8 +136,8 @@ class JobContext:
             if current.status not in RUNNING:
                 raise StatusError(f"job {self.uid} is {current.status.value}; outputs are declared while it runs")
             existing = next((o for o in current.spec.outputs if o.name == name), None)
-            if existing == wanted:
-                return None
+            if existing is not None and (existing.type, existing.passthrough) == (wanted.type, wanted.passthrough):
+                return None  # declared already (by an earlier call, or from the parameters when it was built)
             if existing is not None:
                 raise ResultError(f"job {self.uid} already has an output {name!r} ({existing.type.value}); "
                                   "an output declared at run time needs a name of its own")

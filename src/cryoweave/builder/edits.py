@@ -27,10 +27,17 @@ Change = Callable[[ProjectTx, JobRecord], str | None]
 KEEP_WHEN_CLEARED = {"job.json", "events.jsonl"}
 
 
+OutputsHook = Callable[[dict[str, Any]], list[dict[str, Any]]]
+"""A job type's outputs as they follow from its parameters (e.g. ``split_0`` … ``split_<n-1>``)."""
+
+
 def new_job(spec: JobTypeSpec, *, workspaces: list[str] | None, title: str = "", description: str = "",
-            params: dict[str, Any] | None = None) -> Callable[[ProjectTx, str], JobRecord]:
+            params: dict[str, Any] | None = None, outputs: OutputsHook | None = None,
+            ) -> Callable[[ProjectTx, str], JobRecord]:
     """The builder of a new job's record, for :meth:`Store.create_job`."""
     values = spec.coerce_params(params or {})
+    if outputs is not None:
+        spec = spec.with_outputs(outputs(spec.defaults() | values))
 
     def build(tx: ProjectTx, uid: str) -> JobRecord:
         chosen = workspaces
@@ -56,8 +63,9 @@ def editable(record: JobRecord, what: str) -> None:
                           "building (clear the job first)")
 
 
-def set_params(values: dict[str, Any]) -> Change:
-    """Set parameters (``None`` clears one back to its default)."""
+def set_params(values: dict[str, Any], outputs: OutputsHook | None = None) -> Change:
+    """Set parameters (``None`` clears one back to its default); ``outputs`` redeclares the outputs
+    that follow from them."""
     def change(tx: ProjectTx, record: JobRecord) -> str:
         editable(record, "its parameters")
         parts = []
@@ -69,12 +77,18 @@ def set_params(values: dict[str, Any]) -> Change:
             else:
                 record.params[name] = spec.coerce(value)
                 parts.append(f"{name} = {record.params[name]!r}")
+        if outputs is not None:
+            before = [o.name for o in record.spec.outputs]
+            record.spec = record.spec.with_outputs(outputs(record.param_values()))
+            after = [o.name for o in record.spec.outputs]
+            if after != before:
+                parts.append(f"outputs now {', '.join(after) or 'none'}")
         return "parameters: " + ", ".join(parts)
     return change
 
 
-def clear_params(names: list[str]) -> Change:
-    return set_params(dict.fromkeys(names))
+def clear_params(names: list[str], outputs: OutputsHook | None = None) -> Change:
+    return set_params(dict.fromkeys(names), outputs)
 
 
 def transition(new: JobStatus, note: str = "") -> Change:

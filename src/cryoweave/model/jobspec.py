@@ -298,6 +298,12 @@ class JobTypeSpec(_Model):
         data["outputs"] = [*data["outputs"], new]
         return JobTypeSpec.parse(data)
 
+    def with_outputs(self, outputs: list[OutputSpec | dict[str, Any]]) -> JobTypeSpec:
+        """This spec with these outputs instead of its own (those that follow from the parameters)."""
+        data = self.model_dump(mode="json")
+        data["outputs"] = [o.model_dump(mode="json") if isinstance(o, OutputSpec) else dict(o) for o in outputs]
+        return JobTypeSpec.parse(data)
+
     def without_run_outputs(self) -> JobTypeSpec:
         """This spec without the outputs its job declared while it ran."""
         if not any(o.made_at_run for o in self.outputs):

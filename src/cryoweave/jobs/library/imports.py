@@ -375,6 +375,8 @@ IMPORT_VOLUMES = {
     "description": f"Import a 3D map, its half maps and/or a mask (MRC). Maps and half maps become output "
                    f"{VOLUME_GROUP} (a volume group with slots map, map_half_A, map_half_B, those given); a mask "
                    f"becomes output {MASK_GROUP} (slot mask). All must share one box.",
+    "run_outputs": f"{VOLUME_GROUP} (slots map, map_half_A, map_half_B: those whose paths are set) and {MASK_GROUP} "
+                   "(slot mask, when mask_path is set), declared as the paths are set",
     "params": [
         param("map_path", "path", "The 3D map (MRC); slot map of the volume output", title="Map path"),
         param("map_half_A_path", "path", "Half map A (MRC); slot map_half_A", title="Half map A path"),
@@ -385,6 +387,15 @@ IMPORT_VOLUMES = {
     ],
 }
 
+def volume_outputs(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The outputs the given files make, declared as the paths are set."""
+    maps = [slot for slot in ("map", "map_half_A", "map_half_B") if params.get(VOLUME_FILES[slot][0])]
+    outputs = [{"name": VOLUME_GROUP, "type": "volume", "slots": maps, "title": "Imported volume"}] if maps else []
+    if params.get(VOLUME_FILES["mask"][0]):
+        outputs.append({"name": MASK_GROUP, "type": "mask", "slots": ["mask"], "title": "Imported mask"})
+    return outputs
+
+
 JOBS = [LibraryJob(spec=IMPORT_MOVIES, run=run_import_movies),
         LibraryJob(spec=IMPORT_MICROGRAPHS, run=run_import_micrographs),
-        LibraryJob(spec=IMPORT_VOLUMES, run=run_import_volumes)]
+        LibraryJob(spec=IMPORT_VOLUMES, run=run_import_volumes, outputs=volume_outputs)]

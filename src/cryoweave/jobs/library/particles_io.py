@@ -315,7 +315,7 @@ def run_export(ctx: Any) -> None:
 
 IMPORT_SPEC = {
     "type": "import_particles",
-    "title": "Import particle stack",
+    "title": "Import Particle Stack",
     "description": "Import particles from a RELION .star or a CryoSPARC .cs file and the stacks it names, with "
                    "their CTF, poses and locations when the file has them.",
     "category": "import",

@@ -176,7 +176,7 @@ def run(ctx: Any) -> None:
 
 SPEC = {
     "type": "import_result_group",
-    "title": "Import result group",
+    "title": "Import Result Group",
     "description": "Import an output group from a .csg file and its .cs tables (as CryoSPARC exports them, or "
                    "hand-edited), keeping the items' uids; the output is named as the group.",
     "category": "import",

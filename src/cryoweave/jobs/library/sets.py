@@ -174,6 +174,22 @@ def _save(ctx: Any, kind: Kind, name: str, uids: np.ndarray, source: str, title:
     ctx.save_output(name, Dataset([("uid", uids)]))
 
 
+def outputs_for(kind: Kind, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The outputs an action makes, declared as soon as the parameters say so (so later jobs can be
+    connected to ``split_1`` before this one runs)."""
+    a_name, b_name = f"{kind.noun}_A", f"{kind.noun}_B"
+
+    def out(name: str, source: str, title: str) -> dict[str, Any]:
+        return {"name": name, "type": kind.datatype, "passthrough": source, "title": title}
+
+    if params.get("action") == "split":
+        count = params.get("num_batches") or 0
+        return [*(out(f"split_{k}", a_name, f"Split {k}") for k in range(count)),
+                out("remainder", a_name, "Remainder")]
+    return [out("intersect", a_name, "A ∩ B (results of A)"), out("intersect_B", b_name, "A ∩ B (results of B)"),
+            out("A_minus_B", a_name, "A − B"), out("B_minus_A", b_name, "B − A")]
+
+
 def run_sets(ctx: Any, kind: Kind) -> None:
     p = ctx.params
     a_name, b_name = f"{kind.noun}_A", f"{kind.noun}_B"
@@ -218,7 +234,9 @@ def _spec(kind: Kind, type: str, title: str, description: str) -> dict[str, Any]
             {"name": f"{noun}_B", "type": kind.datatype, "title": f"{noun.capitalize()} B", "slots": [],
              "count_min": 0},
         ],
-        "outputs": [],  # declared when the job runs: split_0 … split_N and remainder, or the four set outputs
+        "outputs": outputs_for(kind, {"action": "split", "num_batches": 2}),  # for the default parameters
+        "run_outputs": "split_0 … split_<num_batches - 1> and remainder (split); intersect, intersect_B, "
+                       "A_minus_B and B_minus_A (intersect) — declared as the parameters are set",
         "params": [
             param("action", "enum", "split: A into batches; intersect: A∩B, A−B and B−A", "split",
                   choices=["split", "intersect"]),
@@ -238,8 +256,10 @@ def _spec(kind: Kind, type: str, title: str, description: str) -> dict[str, Any]
 JOBS = [
     LibraryJob(_spec(PARTICLES, "particle_sets", "Particle Sets Tool",
                      "Split particles into batches, or intersect and subtract two particle groups; every "
-                     "result passes through."), lambda ctx: run_sets(ctx, PARTICLES)),
+                     "result passes through."), lambda ctx: run_sets(ctx, PARTICLES),
+               lambda params: outputs_for(PARTICLES, params)),
     LibraryJob(_spec(EXPOSURES, "exposure_sets", "Exposure Sets Tool",
                      "Split exposures into batches, or intersect and subtract two exposure groups; every "
-                     "result passes through."), lambda ctx: run_sets(ctx, EXPOSURES)),
+                     "result passes through."), lambda ctx: run_sets(ctx, EXPOSURES),
+               lambda params: outputs_for(EXPOSURES, params)),
 ]
