@@ -35,6 +35,9 @@ bench: $(VENV)/.test
 	$(PY) benchmarks/bench_builder.py --keep 1.0 --out bench-output/chain
 	$(PY) benchmarks/bench_builder.py --keep 0.9 --out bench-output/chain-with-selection
 	$(PY) benchmarks/bench_scheduler.py --out bench-output
+	$(PY) benchmarks/bench_import.py --out bench-output/import
+	$(PY) benchmarks/bench_duplicates.py --out bench-output/duplicates
+	$(PY) benchmarks/bench_downsample.py --out bench-output/downsample
 	bash scripts/test-services.sh
 	$(PY) benchmarks/bench_store.py
 

@@ -85,6 +85,14 @@ class JobContext:
         """An input group: each connection's slots joined on uid (intersection), the groups appended."""
         return read_input(self.store, self.project, self.refresh(), name, slots=slots)
 
+    def input_results(self, name: str) -> dict[str, str]:
+        """The results an input holds, name → result type (its bound slots, then its passthroughs), as
+        the first connection gives them; nothing is loaded."""
+        binding = bind_input(self.refresh(), name, store_lookup(self.store, self.project))
+        first = binding.connections[0] if binding.connections else None
+        bound = [*first.slots, *first.passthroughs] if first else []
+        return {b.name: b.dtype for b in bound if b.ref is not None}
+
     def log(self, text: str, level: str = "info", data: dict[str, Any] | None = None) -> None:
         """Add a line to the job's event log (``level``: info, warning or error)."""
         self.store.add_event(self.project, self.uid, text, level=level, data=data)

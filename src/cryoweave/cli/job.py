@@ -238,7 +238,7 @@ def create(
 ) -> None:
     """Create a job of a type in a project, in building status.
 
-    Example: cryoweave job create P1 import_particles -w W1 -p psize_A=0.83 -p voltage_kv=300
+    Example: cryoweave job create P1 import_particles -w W1 -p particle_meta_path=particles.star -p psize_A=0.83
     """
     params = _assignments(param or [])
     with open_instance() as inst:

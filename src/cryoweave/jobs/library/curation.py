@@ -35,8 +35,6 @@ from typing import Any
 
 import numpy as np
 
-from cryoweave.builder.bindings import bind_input
-from cryoweave.builder.context import store_lookup
 from cryoweave.dataset import Dataset
 from cryoweave.errors import CryoweaveError, DataError, ParamError
 from cryoweave.formats.plots import histogram_plot
@@ -104,15 +102,12 @@ def run_remove_duplicates(ctx: Any) -> None:
 # ------------------------------------------------------------------------------------------ fields
 def input_fields(ctx: Any, name: str) -> list[str]:
     """The field names an input's results have (from their types, nothing loaded)."""
-    binding = bind_input(ctx.refresh(), name, store_lookup(ctx.store, ctx.project))
     fields = ["uid"]
-    for b in ([*binding.connections[0].slots, *binding.connections[0].passthroughs] if binding.connections else []):
-        if b.ref is None:
-            continue
+    for result, dtype in ctx.input_results(name).items():
         try:
-            fields += [f[0] for f in result_fields(b.name, b.dtype, "particle")]
+            fields += [f[0] for f in result_fields(result, dtype, "particle")]
         except CryoweaveError:
-            fields.append(f"{b.name}/…")
+            fields.append(f"{result}/…")
     return fields
 
 

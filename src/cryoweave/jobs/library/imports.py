@@ -390,10 +390,9 @@ IMPORT_VOLUMES = {
 def volume_outputs(params: dict[str, Any]) -> list[dict[str, Any]]:
     """The outputs the given files make, declared as the paths are set."""
     maps = [slot for slot in ("map", "map_half_A", "map_half_B") if params.get(VOLUME_FILES[slot][0])]
-    outputs = [{"name": VOLUME_GROUP, "type": "volume", "slots": maps, "title": "Imported volume"}] if maps else []
-    if params.get(VOLUME_FILES["mask"][0]):
-        outputs.append({"name": MASK_GROUP, "type": "mask", "slots": ["mask"], "title": "Imported mask"})
-    return outputs
+    mask = [{"name": MASK_GROUP, "type": "mask", "slots": ["mask"], "title": "Imported mask"}]
+    volume = [{"name": VOLUME_GROUP, "type": "volume", "slots": maps, "title": "Imported volume"}]
+    return (volume if maps else []) + (mask if params.get(VOLUME_FILES["mask"][0]) else [])
 
 
 JOBS = [LibraryJob(spec=IMPORT_MOVIES, run=run_import_movies),

@@ -33,9 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from cryoweave.builder.bindings import bind_input
-from cryoweave.builder.context import store_lookup
-from cryoweave.builder.loading import input_names
 from cryoweave.dataset import Dataset
 from cryoweave.errors import DataError, ParamError
 from cryoweave.jobs.library.common import LibraryJob, listing, param
@@ -127,7 +124,7 @@ def match_keys(a: dict[str, np.ndarray], b: dict[str, np.ndarray], ignore_leadin
 
 def _results(ctx: Any, name: str) -> list[str]:
     """The results an input holds (its slots and passthroughs), without loading any."""
-    return input_names(bind_input(ctx.refresh(), name, store_lookup(ctx.store, ctx.project)), "all")
+    return list(ctx.input_results(name))
 
 
 def key_fields(text: str | None, kind: Kind, held_a: list[str], held_b: list[str], names: tuple[str, str]) -> list[str]:
