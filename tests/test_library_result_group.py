@@ -196,3 +196,30 @@ def test_contained_metafiles(tmp_path):
     _csg(csg, {"blob": (">sub/../../x.cs", 1)})
     with pytest.raises(FormatError, match="climbs out of the folder"):
         contained_metafiles(read_csg(csg))
+
+
+def test_outputs_follow_parameters_and_a_clear_removes_only_those_made_at_run(tmp_path):
+    """Param-derived outputs (the sets tool's splits) are declared as the parameters change and survive a
+    clear; an output the running job declared (the .csg's group) goes with the clear."""
+    csg, table, _ = _exported(tmp_path / "export")
+    with library_instance(tmp_path) as project:
+        group = run(project, "import_result_group", {"csg_path": str(csg)})
+        assert [o.name for o in group.spec.outputs] == ["particles"] and group.spec.outputs[0].made_at_run
+        sets = project.create_job("particle_sets", params={"num_batches": 3})
+        assert [o.name for o in sets.spec.outputs] == ["split_0", "split_1", "split_2", "remainder"]
+        sets.set_param("num_batches", 2)
+        assert [o.name for o in sets.spec.outputs] == ["split_0", "split_1", "remainder"]
+        assert project.job("J2").record.spec.outputs == sets.spec.outputs  # kept in the job's record
+        sets.set_param("action", "intersect")
+        assert [o.name for o in sets.spec.outputs] == ["intersect", "intersect_B", "A_minus_B", "B_minus_A"]
+        assert [o.passthrough for o in sets.spec.outputs] == ["particles_A", "particles_B", "particles_A",
+                                                              "particles_B"]
+        sets.clear_param("action")  # back to the default, split
+        sets.connect("particles_A", "J1.particles")
+        sets.execute()
+        assert sets.status == "completed" and len(sets.load_output("split_1")) == len(table) // 2
+        for job in (group, sets):
+            job.clear()
+        assert group.refresh().spec.outputs == [] and group.outputs == {}
+        assert [o.name for o in sets.refresh().spec.outputs] == ["split_0", "split_1", "remainder"]
+        assert sets.outputs == {}

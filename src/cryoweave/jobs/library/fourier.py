@@ -36,7 +36,6 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.fft as sfft
 
 from cryoweave.errors import ParamError
 
@@ -108,6 +107,8 @@ def _full(spec: np.ndarray, n: int, m: int, axis: int) -> np.ndarray:
 def _resize(array: np.ndarray, before: tuple[int, ...], after: tuple[int, ...], workers: int) -> np.ndarray:
     """One batch: rfft along the last axis, cropped at once; each other axis that changes is
     transformed, cropped or padded and transformed back; then the inverse rfft."""
+    import scipy.fft as sfft  # here, not at the top: every command loads the job library, few transform
+
     spec = sfft.rfft(array, axis=-1, norm="forward", workers=workers)
     spec = _half(spec, before[-1], after[-1])
     for axis in range(-2, -len(before) - 1, -1):
@@ -201,6 +202,8 @@ def lowpass(array: np.ndarray, cutoff: float, ndim: int = 2, *, pixel_size: floa
     workers = workers or default_workers()
 
     def apply(part: np.ndarray) -> np.ndarray:
+        import scipy.fft as sfft
+
         spec = sfft.rfftn(part, axes=axes, norm="forward", workers=workers)
         spec *= weights
         return sfft.irfftn(spec, s=shape, axes=axes, norm="forward", overwrite_x=True, workers=workers)

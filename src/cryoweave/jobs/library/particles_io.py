@@ -34,7 +34,6 @@ import numpy as np
 
 from cryoweave.dataset import Dataset
 from cryoweave.errors import DataError, DatasetLoadError, FormatError, ParamError
-from cryoweave.formats.star import read_star, write_star
 from cryoweave.jobs.library.common import (
     LibraryJob,
     box_of,
@@ -85,6 +84,8 @@ def _shape_param(text: str | None) -> tuple[int, int] | None:
 
 def read_star_particles(ctx: Any, path: Path, params: dict[str, Any]) -> Dataset:
     """The particles of a ``.star``: optics values the file lacks taken from the parameters."""
+    from cryoweave.formats.star import read_star  # pandas: loaded when a .star is read, not by every command
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         data = read_star(path, micrograph_shape=_shape_param(params.get("micrograph_shape")))
@@ -307,6 +308,8 @@ def run_export(ctx: Any) -> None:
     for target in targets:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            from cryoweave.formats.star import write_star
+
             write_star(star_for(ctx, particles, target.parent), target)
         for w in caught:
             ctx.warning(str(w.message))
