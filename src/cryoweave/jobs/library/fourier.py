@@ -43,6 +43,20 @@ BATCH_BYTES = 4 << 20
 """Images of a batch are transformed this many input bytes at a time (keeps the work in cache)."""
 
 
+sfft = None
+"""The FFT module: ``scipy.fft``, imported at first use (every command loads the job library, few
+transform anything); a benchmark may put another with the same functions here."""
+
+
+def fft_module():
+    global sfft
+    if sfft is None:
+        import scipy.fft
+
+        sfft = scipy.fft
+    return sfft
+
+
 def default_workers() -> int:
     """Threads for the FFTs: the CPUs this process may use."""
     try:
@@ -107,8 +121,7 @@ def _full(spec: np.ndarray, n: int, m: int, axis: int) -> np.ndarray:
 def _resize(array: np.ndarray, before: tuple[int, ...], after: tuple[int, ...], workers: int) -> np.ndarray:
     """One batch: rfft along the last axis, cropped at once; each other axis that changes is
     transformed, cropped or padded and transformed back; then the inverse rfft."""
-    import scipy.fft as sfft  # here, not at the top: every command loads the job library, few transform
-
+    sfft = fft_module()
     spec = sfft.rfft(array, axis=-1, norm="forward", workers=workers)
     spec = _half(spec, before[-1], after[-1])
     for axis in range(-2, -len(before) - 1, -1):
@@ -201,9 +214,9 @@ def lowpass(array: np.ndarray, cutoff: float, ndim: int = 2, *, pixel_size: floa
     axes = tuple(range(-ndim, 0))
     workers = workers or default_workers()
 
-    def apply(part: np.ndarray) -> np.ndarray:
-        import scipy.fft as sfft
+    sfft = fft_module()
 
+    def apply(part: np.ndarray) -> np.ndarray:
         spec = sfft.rfftn(part, axes=axes, norm="forward", workers=workers)
         spec *= weights
         return sfft.irfftn(spec, s=shape, axes=axes, norm="forward", overwrite_x=True, workers=workers)
