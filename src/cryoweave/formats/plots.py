@@ -2,7 +2,8 @@
 
 :func:`histogram_plot` draws a histogram as an RGB array: bars, axes, optional curves (a fitted
 model's components), vertical lines (thresholds) and shaded x ranges (what is kept), with the x
-range and the highest count written in a small bitmap font. :func:`png_bytes` turns it into PNG.
+range and the highest count written in a small bitmap font. :func:`line_plot` draws curves over one
+x axis (FSC curves) with dashed threshold lines and a legend. :func:`png_bytes` turns either into PNG.
 
 >>> image = histogram_plot(np.random.default_rng(0).normal(size=1000), lines=[0.0])
 >>> image.shape, image.dtype
@@ -128,4 +129,65 @@ def histogram_plot(values: np.ndarray, bins: int = 100, *, value_range: tuple[fl
         at = int(np.clip(px(x) - text_width(label) / 2, 2, width - 2 - text_width(label)))
         draw_text(image, label, at, bottom + 8)
     draw_text(image, number_text(peak), left + 6, 6)
+    return image
+
+
+def line_plot(xs: np.ndarray, curves: Sequence[np.ndarray], labels: Sequence[str] = (), *,
+              hlines: Sequence[float] = (0.143,), y_range: tuple[float, float] = (-0.1, 1.05),
+              vlines: Sequence[float] = (), size: tuple[int, int] = (360, 640)) -> np.ndarray:
+    """An RGB image of curves sharing one x axis (FSC curves against spatial frequency).
+
+    ``curves``: y values, one array per curve, drawn in the colours of ``CURVES`` in order (values
+    outside ``y_range`` are clipped to it); ``labels``: a legend, a colour swatch and the label per
+    curve (the bitmap font writes digits and ``. - + e``; other characters are left blank, so a legend
+    of numbers such as ``1``, ``2`` … matched in the log is the readable one); ``hlines``: dashed
+    horizontal lines (thresholds such as 0.143), labelled with their value; ``vlines``: dashed
+    vertical lines at x positions (a resolution). The x range and y range are written at the axes.
+    """
+    height, width = size
+    xs = np.asarray(xs, np.float64)
+    low, high = (float(xs.min()), float(xs.max())) if len(xs) else (0.0, 1.0)
+    if not high > low:
+        low, high = low - 0.5, high + 0.5
+    y_low, y_high = y_range
+    image = np.full((height, width, 3), 255, np.uint8)
+    left, right, top, bottom = 40, width - 12, 16, height - 24
+    span_x, span_y = right - left, bottom - top
+
+    def px(x: float | np.ndarray) -> np.ndarray:
+        return left + (np.asarray(x, np.float64) - low) / (high - low) * span_x
+
+    def py(y: float | np.ndarray) -> np.ndarray:
+        return bottom - (np.clip(np.asarray(y, np.float64), y_low, y_high) - y_low) / (y_high - y_low) * span_y
+
+    if y_low < 0 < y_high:
+        image[int(py(0.0)), left:right] = (190, 190, 190)
+    for y in hlines:
+        if y_low <= y <= y_high:
+            row = int(py(y))
+            for start in range(left, right, 10):
+                image[row:row + 2, start:min(start + 6, right)] = LINE
+            draw_text(image, number_text(y), right - text_width(number_text(y)) - 2, row - 12, LINE)
+    for x in vlines:
+        if low <= x <= high:
+            col = int(np.clip(px(x), left, right - 2))
+            for start in range(top, bottom, 8):
+                image[start:min(start + 5, bottom), col:col + 2] = LINE
+    for k, ys in enumerate(curves):
+        ys = np.asarray(ys, np.float64)
+        ok = np.isfinite(ys)
+        _polyline(image, px(xs[ok]), py(ys[ok]), CURVES[k % len(CURVES)])
+    for k, label in enumerate(labels):
+        at_y = top + 4 + 16 * k
+        image[at_y:at_y + 8, right - 150:right - 130] = CURVES[k % len(CURVES)]
+        draw_text(image, str(label), right - 124, at_y - 1)
+    image[bottom:bottom + 2, left:right] = AXIS
+    image[top - 8:bottom + 2, left:left + 2] = AXIS
+    for x in (low, high):
+        label = number_text(x)
+        at = int(np.clip(px(x) - text_width(label) / 2, 2, width - 2 - text_width(label)))
+        draw_text(image, label, at, bottom + 8)
+    for y in (y_low, y_high):
+        label = number_text(y)
+        draw_text(image, label, max(left - 4 - text_width(label), 2), int(py(y)) - 5)
     return image

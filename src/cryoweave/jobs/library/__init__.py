@@ -12,7 +12,8 @@ from importlib import import_module
 
 from cryoweave.jobs.library.common import LibraryJob
 
-MODULES = ("imports", "particles_io", "result_group", "sets", "curation", "images", "symmetry", "volumes")
+MODULES = ("imports", "particles_io", "result_group", "sets", "curation", "images", "symmetry", "volumes",
+           "validation", "simulation")
 
 
 def library_jobs() -> list[LibraryJob]:
