@@ -200,6 +200,17 @@ def box_of(headers: dict[str, MrcHeader], what: str) -> tuple[int, int]:
     return next(iter(sizes)) if sizes else (0, 0)
 
 
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def check_float16(block: np.ndarray, rows: slice, particles: Dataset) -> None:
+    """Images ``rows`` of ``particles`` fit in float16; else an error naming the first that does not."""
+    if len(block) and float(np.abs(block).max()) > FLOAT16_MAX:
+        first = rows.start + int((np.abs(block).reshape(len(block), -1).max(axis=1) > FLOAT16_MAX).argmax())
+        raise DataError(f"particle {first} (uid {int(particles['uid'][first])}) has values beyond "
+                        f"±{FLOAT16_MAX:g}, which float16 cannot hold; write float32 stacks instead")
+
+
 class StackOutput:
     """New particle stacks in a job's folder, ``per_stack`` images each, written as images come."""
 

@@ -26,6 +26,7 @@ from cryoweave.jobs.library.common import (
     StackOutput,
     blob_headers,
     box_of,
+    check_float16,
     check_indices,
     iter_blobs,
     param,
@@ -35,7 +36,6 @@ from cryoweave.jobs.library.fourier import fourier_resize, lowpass
 CHUNK_BYTES = 64 << 20
 """Input images (as float32) held in memory at a time; bounds the jobs' peak memory."""
 
-FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 PARTICLES_IN = {"name": "particles", "type": "particle", "title": "Particles",
                 "slots": ["blob", "?alignments2D", "?alignments3D"]}
@@ -86,13 +86,6 @@ def _new_blob(output: StackOutput, particles: Dataset, psize: np.ndarray) -> Dat
     return blob
 
 
-def _check_half(block: np.ndarray, rows: slice, particles: Dataset) -> None:
-    if len(block) and float(np.abs(block).max()) > FLOAT16_MAX:
-        first = rows.start + int((np.abs(block).reshape(len(block), -1).max(axis=1) > FLOAT16_MAX).argmax())
-        raise DataError(f"particle {first} (uid {int(particles['uid'][first])}) has values beyond "
-                        f"±{FLOAT16_MAX:g}, which float16 cannot hold; write float32 stacks instead")
-
-
 def _stream(ctx: Any, particles: Dataset, box: int, output: StackOutput, transform, verb: str) -> None:
     """Read every image, ``transform`` each chunk, write it (the caller aborts ``output`` on an error).
 
@@ -106,7 +99,7 @@ def _stream(ctx: Any, particles: Dataset, box: int, output: StackOutput, transfo
                 block = transform(images)
                 del images
                 if output.dtype == np.float16:
-                    _check_half(block, rows, particles)
+                    check_float16(block, rows, particles)
                 if pending is not None:
                     pending.result()
                 pending = writer.submit(output.write, block)

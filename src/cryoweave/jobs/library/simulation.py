@@ -56,10 +56,9 @@ from cryoweave.formats import symmetry
 from cryoweave.formats.ctf import ctf, frequencies
 from cryoweave.formats.geometry import rotvec_to_matrix
 from cryoweave.formats.mrc import read_header, read_images
-from cryoweave.jobs.library.common import LibraryJob, StackOutput, check_files, param, positive
+from cryoweave.jobs.library.common import LibraryJob, StackOutput, check_files, check_float16, param, positive
 from cryoweave.jobs.library.fourier import default_workers, fft_module
-from cryoweave.jobs.library.images import FLOAT16_MAX
-from cryoweave.jobs.library.volumes import _save_map
+from cryoweave.jobs.library.maps import save_map
 from cryoweave.spec import result_fields
 
 CA_STEP_A = 3.8
@@ -242,7 +241,7 @@ def _generate_phantom(ctx: Any) -> None:
                      int(params.get("seed") or 0), sigma)
     ctx.log(f"phantom: {box}³ px at {psize:g} Å/px, {params['num_atoms']:,} atoms on {params['num_chains']} chains"
             + (f" per asymmetric unit of {symmetry.canonical(sym)}" if sym else ""))
-    _save_map(ctx, "volume", "map", volume, psize)
+    save_map(ctx, "volume", "map", volume, psize)
 
 
 PHANTOM = {
@@ -354,8 +353,8 @@ def _simulate(ctx: Any) -> None:
                     ctx.log(f"noise σ {sigma:.4g} (signal variance {sigma * sigma * snr:.4g}, SNR {snr:g})")
                 noise_rng = np.random.default_rng([int(params.get("seed") or 0), number])
                 images += noise_rng.normal(0.0, sigma, images.shape).astype(np.float32)
-            if dtype == "float16" and len(images) and float(np.abs(images).max()) > FLOAT16_MAX:
-                raise DataError("simulated values exceed what float16 can hold; write float32 stacks instead")
+            if dtype == "float16":
+                check_float16(images, rows, align)
             output.write(images)
             ctx.progress(rows.stop, count, f"simulated {rows.stop:,} of {count:,} particles")
         blob = output.blob(align, sign=-1.0 if apply_ctf else 1.0)

@@ -31,7 +31,7 @@ from cryoweave.formats.mrc import MrcHeader, read_images
 from cryoweave.formats.plots import line_plot
 from cryoweave.jobs.library import fsc as F
 from cryoweave.jobs.library.common import LibraryJob, param, positive
-from cryoweave.jobs.library.volumes import _box_text, _map_file, _save_map
+from cryoweave.jobs.library.maps import box_text, map_input, save_map
 
 CURVES = ("no_mask", "spherical", "mask", "corrected")
 """The curves in fsc.txt, in order (``mask`` and ``corrected`` with a mask only, else ``corrected`` alone)."""
@@ -77,16 +77,16 @@ def _half_maps(ctx: Any, params: dict[str, Any]) -> tuple[MrcHeader, MrcHeader, 
         for slot in ("map_half_A", "map_half_B"):
             if f"{slot}/psize_A" in group:
                 group[f"{slot}/psize_A"] = override
-    head_a, psize_a = _map_file(ctx, group, "map_half_A", "volume")
-    head_b, psize_b = _map_file(ctx, group, "map_half_B", "volume")
+    head_a, psize_a = map_input(ctx, group, "map_half_A", "volume")
+    head_b, psize_b = map_input(ctx, group, "map_half_B", "volume")
     if head_a.shape != head_b.shape:
-        raise DataError(f"half map A {head_a.path.name} is {_box_text(head_a.shape)} voxels but half map B "
-                        f"{head_b.path.name} is {_box_text(head_b.shape)}; they must share one box")
+        raise DataError(f"half map A {head_a.path.name} is {box_text(head_a.shape)} voxels but half map B "
+                        f"{head_b.path.name} is {box_text(head_b.shape)}; they must share one box")
     if abs(psize_a - psize_b) > 1e-3 * psize_a:
         raise DataError(f"half map A {head_a.path.name} has {psize_a:g} Å pixels but half map B {head_b.path.name} "
                         f"has {psize_b:g} Å; set psize_override_A if one of them is recorded wrong")
     if len(set(head_a.shape)) != 1:
-        raise DataError(f"the half maps are {_box_text(head_a.shape)} voxels; FSC needs a cubic box")
+        raise DataError(f"the half maps are {box_text(head_a.shape)} voxels; FSC needs a cubic box")
     if head_a.shape[0] < 8:
         raise DataError(f"the half maps are {head_a.shape[0]} px wide; FSC needs at least 8")
     return head_a, head_b, psize_a
@@ -107,10 +107,10 @@ def _run(ctx: Any) -> None:
     box = head_a.shape[0]
     given = None
     if ctx.record.inputs.get("mask"):
-        mask_head, _ = _map_file(ctx, ctx.load_input("mask", slots=["mask"]), "mask", "mask")
+        mask_head, _ = map_input(ctx, ctx.load_input("mask", slots=["mask"]), "mask", "mask")
         if mask_head.shape != head_a.shape:
-            raise DataError(f"the mask {mask_head.path.name} is {_box_text(mask_head.shape)} voxels but the half "
-                            f"maps are {_box_text(head_a.shape)}; they must share one box")
+            raise DataError(f"the mask {mask_head.path.name} is {box_text(mask_head.shape)} voxels but the half "
+                            f"maps are {box_text(head_a.shape)}; they must share one box")
         given = mask_head
     map_a = read_images(head_a).astype(np.float64)
     map_b = read_images(head_b).astype(np.float64)
@@ -166,7 +166,7 @@ def _run(ctx: Any) -> None:
                                         "bfactor_A2": bfactor})
     if mask is not None:
         ctx.add_output("mask", "mask", slots=["mask"], title="FSC mask")
-        _save_map(ctx, "mask", "mask", mask, psize)
+        save_map(ctx, "mask", "mask", mask, psize)
 
 
 def _outputs(params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -27,13 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from cryoweave.dataset import Dataset
-from cryoweave.dataset.uids import generate_uids
-from cryoweave.errors import CryoweaveError, DataError, ParamError
-from cryoweave.formats.mrc import MrcHeader, read_header, read_images, write_mrc
-from cryoweave.jobs.library.common import LibraryJob, check_files, param, positive
+from cryoweave.errors import DataError, ParamError
+from cryoweave.formats.mrc import read_images
+from cryoweave.jobs.library.common import LibraryJob, param, positive
 from cryoweave.jobs.library.fourier import fourier_resize, lowpass
-from cryoweave.spec import result_fields
+from cryoweave.jobs.library.maps import box_text, map_input, save_map
 
 MAX_BOX = 1024
 """The largest box a map is resampled to (a pixel size typed wrong would otherwise fill the memory)."""
@@ -117,34 +115,6 @@ def threshold_mask(volume: np.ndarray, threshold: float, dilate_A: float, soft_e
 
 
 # --------------------------------------------------------------------------------------- the job
-def _map_file(ctx: Any, group: Dataset, slot: str, what: str) -> tuple[MrcHeader, float]:
-    """The header of the one map a group names in ``slot``, and its pixel size (both checked)."""
-    if len(group) != 1:
-        raise DataError(f"input {what!r} holds {len(group):,} items; Volume Tools takes one {slot} at a time")
-    path = str(group[f"{slot}/path"][0])
-    if not path:
-        raise DataError(f"input {what!r} names no file in {slot}/path")
-    try:
-        check_files([ctx.file(path)], f"{slot} files")
-    except DataError:
-        raise DataError(f"input {what!r}: the {slot} file {ctx.file(path)} is missing or unreadable") from None
-    try:
-        header = read_header(ctx.file(path))
-    except (CryoweaveError, OSError) as err:
-        raise DataError(f"input {what!r}: {path} cannot be read as MRC ({err})") from None
-    if header.nz < 2:
-        raise DataError(f"input {what!r}: {path} is a 2D image of {header.ny}×{header.nx} px, not a 3D map")
-    psize = float(group[f"{slot}/psize_A"][0]) if f"{slot}/psize_A" in group else 0.0
-    if not (math.isfinite(psize) and psize > 0):
-        raise DataError(f"input {what!r}: {slot}/psize_A is {psize:g}, not a pixel size; the map {path} needs one "
-                        "(import it again with its pixel size)")
-    return header, psize
-
-
-def _box_text(shape: tuple[int, ...]) -> str:
-    return "×".join(str(n) for n in shape[::-1])
-
-
 def _new_box(params: dict[str, Any], shape: tuple[int, int, int], psize: float) -> int | None:
     """The box to resample to (None: no resampling); checked against the map."""
     box, target = params.get("resample_box"), params.get("resample_psize_A")
@@ -153,7 +123,7 @@ def _new_box(params: dict[str, Any], shape: tuple[int, int, int], psize: float) 
     if box is not None and target is not None:
         raise ParamError(f"set resample_box ({box}) or resample_psize_A ({target}), not both")
     if len(set(shape)) != 1:
-        raise DataError(f"the map is {_box_text(shape)} voxels; resampling needs a cubic map")
+        raise DataError(f"the map is {box_text(shape)} voxels; resampling needs a cubic map")
     if target is not None:
         target = positive(params, "resample_psize_A", "the new pixel size in Å")
         box = max(2, 2 * round(shape[0] * psize / target / 2))
@@ -163,27 +133,16 @@ def _new_box(params: dict[str, Any], shape: tuple[int, int, int], psize: float) 
     return int(box)
 
 
-def _save_map(ctx: Any, group: str, slot: str, data: np.ndarray, psize: float) -> None:
-    path = ctx.directory / f"{ctx.uid}_{slot}.mrc"
-    write_mrc(path, data.astype(np.float32), pixel_size=psize, stack=False)
-    dataset = Dataset.allocate(1, result_fields(slot))
-    dataset["uid"] = generate_uids(1)
-    dataset[f"{slot}/path"] = np.array([ctx.relative(path)], dtype=object)
-    dataset[f"{slot}/shape"] = np.array(data.shape, np.uint32)
-    dataset[f"{slot}/psize_A"] = psize
-    ctx.save_output(group, dataset)
-
-
 def _run(ctx: Any) -> None:
     params = ctx.params
-    volume_header, psize = _map_file(ctx, ctx.load_input("volume", slots=["map"]), "map", "volume")
+    volume_header, psize = map_input(ctx, ctx.load_input("volume", slots=["map"]), "map", "volume")
     shape = volume_header.shape
     mask_header = None
     if ctx.record.inputs.get("mask"):
-        mask_header, mask_psize = _map_file(ctx, ctx.load_input("mask", slots=["mask"]), "mask", "mask")
+        mask_header, mask_psize = map_input(ctx, ctx.load_input("mask", slots=["mask"]), "mask", "mask")
         if mask_header.shape != shape:
-            raise DataError(f"the mask {mask_header.path.name} is {_box_text(mask_header.shape)} voxels but the map "
-                            f"{volume_header.path.name} is {_box_text(shape)}; they must share one box")
+            raise DataError(f"the mask {mask_header.path.name} is {box_text(mask_header.shape)} voxels but the map "
+                            f"{volume_header.path.name} is {box_text(shape)}; they must share one box")
         if abs(mask_psize - psize) > 1e-3 * psize:
             ctx.warning(f"the mask's pixel size ({mask_psize:g} Å) differs from the map's ({psize:g} Å)")
     box = _new_box(params, shape, psize)
@@ -229,10 +188,10 @@ def _run(ctx: Any) -> None:
 
     if changes_map:
         ctx.add_output("volume", "volume", slots=["map"], title="Processed volume")
-        _save_map(ctx, "volume", "map", data, psize)
+        save_map(ctx, "volume", "map", data, psize)
     if mask is not None:
         ctx.add_output("mask", "mask", slots=["mask"], title="Mask")
-        _save_map(ctx, "mask", "mask", mask, psize)
+        save_map(ctx, "mask", "mask", mask, psize)
 
 
 def _outputs(params: dict[str, Any]) -> list[dict[str, Any]]:
