@@ -70,6 +70,18 @@ def _polyline(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, color: Sequence
                 image[py[ok] + dy, px[ok] + dx] = color
 
 
+def _axes(image: np.ndarray, frame: tuple[int, int, int, int], x_range: tuple[float, float], px) -> None:
+    """The x and y axes of a plot, the ends of its x range written under it."""
+    left, right, top, bottom = frame
+    width = image.shape[1]
+    image[bottom:bottom + 2, left:right] = AXIS
+    image[top - 8:bottom + 2, left:left + 2] = AXIS
+    for x in x_range:
+        label = number_text(x)
+        at = int(np.clip(px(x) - text_width(label) / 2, 2, width - 2 - text_width(label)))
+        draw_text(image, label, at, bottom + 8)
+
+
 def histogram_plot(values: np.ndarray, bins: int = 100, *, value_range: tuple[float, float] | None = None,
                    curves: Sequence[tuple[np.ndarray, np.ndarray]] = (), lines: Sequence[float] = (),
                    shade: Sequence[tuple[float | None, float | None]] = (), size: tuple[int, int] = (360, 640),
@@ -122,12 +134,7 @@ def histogram_plot(values: np.ndarray, bins: int = 100, *, value_range: tuple[fl
             label = number_text(x)
             at = col + 5 if col + 5 + text_width(label) < width - 2 else col - 3 - text_width(label)
             draw_text(image, label, at, top - 6, LINE)
-    image[bottom:bottom + 2, left:right] = AXIS
-    image[top - 8:bottom + 2, left:left + 2] = AXIS
-    for x in (low, high):
-        label = number_text(x)
-        at = int(np.clip(px(x) - text_width(label) / 2, 2, width - 2 - text_width(label)))
-        draw_text(image, label, at, bottom + 8)
+    _axes(image, (left, right, top, bottom), (low, high), px)
     draw_text(image, number_text(peak), left + 6, 6)
     return image
 
@@ -181,12 +188,7 @@ def line_plot(xs: np.ndarray, curves: Sequence[np.ndarray], labels: Sequence[str
         at_y = top + 4 + 16 * k
         image[at_y:at_y + 8, right - 150:right - 130] = CURVES[k % len(CURVES)]
         draw_text(image, str(label), right - 124, at_y - 1)
-    image[bottom:bottom + 2, left:right] = AXIS
-    image[top - 8:bottom + 2, left:left + 2] = AXIS
-    for x in (low, high):
-        label = number_text(x)
-        at = int(np.clip(px(x) - text_width(label) / 2, 2, width - 2 - text_width(label)))
-        draw_text(image, label, at, bottom + 8)
+    _axes(image, (left, right, top, bottom), (low, high), px)
     for y in (y_low, y_high):
         label = number_text(y)
         draw_text(image, label, max(left - 4 - text_width(label), 2), int(py(y)) - 5)
