@@ -149,7 +149,7 @@ class JobContext:
             if existing is not None:
                 raise ResultError(f"job {self.uid} already has an output {name!r} ({existing.type.value}); "
                                   "an output declared at run time needs a name of its own")
-            current.spec = current.spec.with_output(wanted)
+            current.spec = current.spec.with_outputs([*current.spec.outputs, wanted])
             return f"output {name!r} ({wanted.type.value}) declared"
 
         self.record = self.store.edit_job(self.project, self.uid, change)

@@ -291,15 +291,8 @@ class JobTypeSpec(_Model):
         """Explicitly set parameter values, checked and converted to their types."""
         return {name: self.param(name).coerce(value) for name, value in values.items()}
 
-    def with_output(self, output: OutputSpec | dict[str, Any]) -> JobTypeSpec:
-        """This spec with one more output (checked as a whole, e.g. that its passthrough input exists)."""
-        data = self.model_dump(mode="json")
-        new = output.model_dump(mode="json") if isinstance(output, OutputSpec) else dict(output)
-        data["outputs"] = [*data["outputs"], new]
-        return JobTypeSpec.parse(data)
-
     def with_outputs(self, outputs: list[OutputSpec | dict[str, Any]]) -> JobTypeSpec:
-        """This spec with these outputs instead of its own (those that follow from the parameters)."""
+        """This spec with these outputs instead of its own, checked as a whole (each passthrough input exists)."""
         data = self.model_dump(mode="json")
         data["outputs"] = [o.model_dump(mode="json") if isinstance(o, OutputSpec) else dict(o) for o in outputs]
         return JobTypeSpec.parse(data)
