@@ -248,6 +248,7 @@ def test_simulate_noise_level_and_float16(tmp_path: Path):
         off = run(project, "simulate_data", {**base, "snr": None, "apply_ctf": False}, inputs)
         data = off.load_output("particles")
         assert (data["blob/sign"] == 1).all()
+        assert "ctf" not in data.prefixes()  # no CTF was applied, so none is handed on
         plain = images(off)[0]
         np.testing.assert_allclose(plain, sim.project(read_mrc(Path(project.directory) / source.load_output(
             "volume")["map/path"][0]), rotvec_to_matrix(data["alignments3D/pose"][0])[None])[0], atol=1e-4)

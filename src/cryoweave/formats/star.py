@@ -5,7 +5,8 @@ optics values per particle); writes 3.1+. What maps (RELION label ↔ field):
 
 * blob: ``_rlnImageName`` ``"{idx+1:06d}@{path}"`` ↔ ``path``, ``idx``; optics ``_rlnImagePixelSize``
   (3.0: ``_rlnDetectorPixelSize``·1e4/``_rlnMagnification``) ↔ ``psize_A``, ``_rlnImageSize`` ↔
-  ``shape`` (square; [0, 0] when a 3.0 file does not say). Read: ``sign`` −1, ``import_sig`` 0.
+  ``shape`` (square; [0, 0] when a 3.0 file does not say). Read: ``sign`` from ``_cryoweaveBlobSign``
+  (else −1, dark particles as extracted), ``import_sig`` 0.
 * ctf: ``_rlnDefocusU/V`` ↔ ``df1_A/df2_A``, ``_rlnDefocusAngle`` (deg) ↔ ``df_angle_rad``,
   ``_rlnPhaseShift`` (deg) ↔ ``phase_shift_rad``, ``_rlnCtfBfactor`` ↔ ``bfactor``,
   ``_rlnCtfScalefactor`` ↔ ``scale``; optics ``_rlnVoltage``, ``_rlnSphericalAberration``,
@@ -20,11 +21,12 @@ optics values per particle); writes 3.1+. What maps (RELION label ↔ field):
   ``center_y_frac`` × ``micrograph_shape[0]`` (shape is [y, x]; no y flip), ``_rlnMicrographName``
   ↔ ``micrograph_path``.
 * cryoweave's own labels (RELION ignores them) keep the rest: ``_cryoweaveUid``,
-  ``_cryoweaveMicrographUid``, ``_cryoweaveMicrographShapeY/X``, ``_cryoweaveExpGroupId``.
+  ``_cryoweaveMicrographUid``, ``_cryoweaveMicrographShapeY/X``, ``_cryoweaveExpGroupId``,
+  ``_cryoweaveBlobSign``.
   Without them a read makes new uids, micrograph uids from the name (SHA-1, first 8 bytes
   little-endian), shapes from ``micrograph_shape=`` and exp_group_id from ``_rlnOpticsGroup``.
 
-Not written: every other field (``blob/sign``, ``ctf/tilt_A``, ``alignments*/error`` …) and other
+Not written: every other field (``ctf/tilt_A``, ``alignments*/error`` …) and other
 results. Optics groups: one per distinct (exposure group, voltage, Cs, amplitude contrast, pixel
 size, box), the exposure group being ``ctf/exp_group_id`` (else ``location/exp_group_id``, else 1),
 numbered 1..K in sorted order because RELION indexes its optics table by number − 1: ids 1..K keep
@@ -189,7 +191,7 @@ def _read_blob(src: _Particles, psize: np.ndarray) -> dict[str, np.ndarray]:
                           f"{''.join(parts[bad[0]])!r}, not <index>@<stack path> with an integer index >= 1")
     box = src.integers("rlnImageSize", 0)
     return {"path": np.array([p[2] for p in parts], dtype=object), "idx": index - 1, "psize_A": psize,
-            "shape": np.column_stack([box, box]), "sign": np.full(src.n, -1.0)}
+            "shape": np.column_stack([box, box]), "sign": src.numbers("cryoweaveBlobSign", -1.0)}
 
 
 def _read_ctf(src: _Particles, exp: np.ndarray) -> dict[str, np.ndarray]:
@@ -318,4 +320,6 @@ def _particle_columns(col: dict[str, np.ndarray], optics_group: np.ndarray, exp:
     if has_xy:
         out |= {"cryoweaveMicrographShapeY": dims[:, 0], "cryoweaveMicrographShapeX": dims[:, 1]}
     out["cryoweaveExpGroupId"] = exp
+    if "blob/sign" in col:
+        out["cryoweaveBlobSign"] = col["blob/sign"]
     return out

@@ -48,11 +48,17 @@ def map_input(ctx: Any, group: Dataset, slot: str, what: str) -> tuple[MrcHeader
 
 def save_map(ctx: Any, group: str, slot: str, data: np.ndarray, psize: float) -> None:
     """Write a map as ``J<n>/J<n>_<slot>.mrc`` and save it, a new item, as output ``group``."""
-    path = ctx.directory / f"{ctx.uid}_{slot}.mrc"
-    write_mrc(path, data.astype(np.float32), pixel_size=psize, stack=False)
-    dataset = Dataset.allocate(1, result_fields(slot))
+    save_maps(ctx, group, {slot: data}, psize)
+
+
+def save_maps(ctx: Any, group: str, maps: dict[str, np.ndarray], psize: float) -> None:
+    """Write each map as ``J<n>/J<n>_<slot>.mrc`` and save them as one new item (one slot each) of ``group``."""
+    dataset = Dataset.allocate(1, [field for slot in maps for field in result_fields(slot)])
     dataset["uid"] = generate_uids(1)
-    dataset[f"{slot}/path"] = np.array([ctx.relative(path)], dtype=object)
-    dataset[f"{slot}/shape"] = np.array(data.shape, np.uint32)
-    dataset[f"{slot}/psize_A"] = psize
+    for slot, data in maps.items():
+        path = ctx.directory / f"{ctx.uid}_{slot}.mrc"
+        write_mrc(path, data.astype(np.float32), pixel_size=psize, stack=False)
+        dataset[f"{slot}/path"] = np.array([ctx.relative(path)], dtype=object)
+        dataset[f"{slot}/shape"] = np.array(data.shape, np.uint32)
+        dataset[f"{slot}/psize_A"] = psize
     ctx.save_output(group, dataset)

@@ -37,7 +37,8 @@ Simulate Data (``simulate_data``)
 ``blob/sign`` is −1 with the CTF (positive density times a CTF that is negative at low frequency: dark
 particles, as extracted from micrographs) and +1 without it (the plain projection: bright density).
 Output ``particles`` (new uids) with ``blob``, ``ctf`` (type ``simulated``; ``scale`` 1, ``anisomag``
-identity, the higher-order aberrations 0) and ``alignments3D`` (the true pose, shift, split, ``psize_A``).
+identity, the higher-order aberrations 0; only when the CTF was applied) and ``alignments3D`` (the true
+pose, shift, split, ``psize_A``).
 Micrographs and given poses are not supported yet.
 """
 
@@ -358,7 +359,7 @@ def _simulate(ctx: Any) -> None:
             output.write(images)
             ctx.progress(rows.stop, count, f"simulated {rows.stop:,} of {count:,} particles")
         blob = output.blob(align, sign=-1.0 if apply_ctf else 1.0)
-        ctx.save_output("particles", blob.innerjoin(ctf_ds).innerjoin(align))
+        ctx.save_output("particles", (blob.innerjoin(ctf_ds) if apply_ctf else blob).innerjoin(align))
     except BaseException:
         output.abort()
         raise
@@ -374,7 +375,7 @@ SIMULATE = {
     "category": "utilities",
     "inputs": [{"name": "volume", "type": "volume", "title": "Map", "slots": ["map"], "count_min": 1, "count_max": 1}],
     "outputs": [{"name": "particles", "type": "particle", "title": "Simulated particles",
-                 "slots": ["blob", "ctf", "alignments3D"]}],
+                 "slots": ["blob", "?ctf", "alignments3D"]}],
     "params": [
         param("num_particles", "integer", "Number of particles", default=10_000, minimum=1),
         param("apply_ctf", "boolean", "Multiply the images by the CTF", default=True),

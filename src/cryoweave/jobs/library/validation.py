@@ -22,6 +22,7 @@ mask the curves were measured in, given or generated (declared while building wh
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -98,6 +99,60 @@ def _resolution_text(curve: np.ndarray, freqs: np.ndarray, threshold: float) -> 
     return f"{res:.2f} Å" + (" (Nyquist: the curve never falls below it)" if never else "")
 
 
+@dataclass(frozen=True)
+class FscReport:
+    """What :func:`report_fsc` measured: the curves (by name), their frequencies, the headline resolution (Å,
+    the corrected curve at the threshold) and the Guinier B-factor of the average map (None: no fit)."""
+
+    freqs: np.ndarray
+    curves: dict[str, np.ndarray]
+    resolution_A: float
+    bfactor_A2: float | None
+
+
+def report_fsc(ctx: Any, map_a: np.ndarray, map_b: np.ndarray, psize: float, mask: np.ndarray | None,
+               source: str, threshold: float) -> FscReport:
+    """Measure the FSC curves of two half maps (see the module), log each resolution, and write
+    ``fsc.txt``, ``fsc.xml`` and the plot into the job (shared with Homogeneous Reconstruction)."""
+    box = map_a.shape[0]
+    edge = max(2.0, round(0.05 * box))
+    sphere = F.soft_sphere_mask(box, box / 2 - edge - 1, edge)
+
+    freqs, unmasked = F.fsc(map_a, map_b, psize=psize)
+    _, spherical = F.fsc(map_a, map_b, sphere, psize=psize)
+    curves = {"no_mask": unmasked, "spherical": spherical}
+    tight = sphere if mask is None else mask
+    if mask is not None:
+        curves["mask"] = F.fsc(map_a, map_b, mask, psize=psize)[1]
+    corrected = F.corrected_fsc(map_a, map_b, tight, unmasked, curves.get("mask", spherical))
+    curves["corrected"] = corrected.curve
+    if corrected.from_shell < len(freqs):
+        ctx.log(f"noise substitution: phases randomised from shell {corrected.from_shell} "
+                f"({1 / freqs[corrected.from_shell]:.2f} Å), where the unmasked FSC falls below {F.RANDOMIZE_BELOW}")
+    for k, name in enumerate(curves, start=1):
+        text = _resolution_text(curves[name], freqs, threshold)
+        ctx.log(f"{k}: FSC {name.replace('_', ' ')} at {threshold:g}: {text}")
+    headline = F.resolution_at(curves["corrected"], freqs, threshold)
+    try:
+        bfactor = F.guinier_bfactor((map_a + map_b) / 2, psize, headline)
+        ctx.log(f"Guinier B-factor of the average map (10 Å to {headline:.2f} Å): {bfactor:.1f} Å²")
+    except DataError as err:
+        bfactor = None
+        ctx.log(f"no Guinier B-factor: {err}")
+
+    (ctx.directory / "fsc.txt").write_text(F.fsc_table(freqs, curves))
+    (ctx.directory / "fsc.xml").write_text(F.fsc_xml(freqs, curves["corrected"],
+                                                      f"{ctx.uid} FSC corrected ({source or 'spherical mask'})"))
+    image = line_plot(freqs, list(curves.values()), [str(k) for k in range(1, len(curves) + 1)],
+                      hlines=[threshold], vlines=[1 / headline])
+    ctx.image(image, "fsc", f"FSC: {', '.join(f'{k} {n}' for k, n in enumerate(curves, 1))}; "
+                            f"resolution {headline:.2f} Å at {threshold:g}")
+    ctx.log(f"resolution {headline:.2f} Å (corrected FSC at {threshold:g}); curves in {ctx.uid}/fsc.txt and "
+            f"{ctx.uid}/fsc.xml", data={"resolution_A": headline, "threshold": threshold,
+                                        "bfactor_A2": bfactor})
+    return FscReport(freqs, curves, headline, bfactor)
+
+
 def _run(ctx: Any) -> None:
     params = ctx.params
     threshold = float(params.get("threshold") if params.get("threshold") is not None else 0.143)
@@ -125,45 +180,10 @@ def _run(ctx: Any) -> None:
         source = "a generated mask"
     else:
         mask, source = None, ""
-    edge = max(2.0, round(0.05 * box))
-    sphere = F.soft_sphere_mask(box, box / 2 - edge - 1, edge)
-
-    freqs, unmasked = F.fsc(map_a, map_b, psize=psize)
-    _, spherical = F.fsc(map_a, map_b, sphere, psize=psize)
-    curves = {"no_mask": unmasked, "spherical": spherical}
-    tight = sphere if mask is None else mask
-    if mask is not None:
-        curves["mask"] = F.fsc(map_a, map_b, mask, psize=psize)[1]
-    corrected = F.corrected_fsc(map_a, map_b, tight, unmasked, curves.get("mask", spherical))
-    curves["corrected"] = corrected.curve
-
     ctx.log(f"half maps {head_a.path.name} and {head_b.path.name}: {box} px at {psize:g} Å/px (Nyquist "
             f"{2 * psize:.2f} Å)" + (f"; measured in {source} ({int((mask >= 0.5).sum()):,} voxels at 0.5 or more)"
                                      if mask is not None else "; no mask"))
-    if corrected.from_shell < len(freqs):
-        ctx.log(f"noise substitution: phases randomised from shell {corrected.from_shell} "
-                f"({1 / freqs[corrected.from_shell]:.2f} Å), where the unmasked FSC falls below {F.RANDOMIZE_BELOW}")
-    for k, name in enumerate(curves, start=1):
-        text = _resolution_text(curves[name], freqs, threshold)
-        ctx.log(f"{k}: FSC {name.replace('_', ' ')} at {threshold:g}: {text}")
-    headline = F.resolution_at(curves["corrected"], freqs, threshold)
-    try:
-        bfactor = F.guinier_bfactor((map_a + map_b) / 2, psize, headline)
-        ctx.log(f"Guinier B-factor of the average map (10 Å to {headline:.2f} Å): {bfactor:.1f} Å²")
-    except DataError as err:
-        bfactor = None
-        ctx.log(f"no Guinier B-factor: {err}")
-
-    (ctx.directory / "fsc.txt").write_text(F.fsc_table(freqs, curves))
-    (ctx.directory / "fsc.xml").write_text(F.fsc_xml(freqs, curves["corrected"],
-                                                      f"{ctx.uid} FSC corrected ({source or 'spherical mask'})"))
-    image = line_plot(freqs, list(curves.values()), [str(k) for k in range(1, len(curves) + 1)],
-                      hlines=[threshold], vlines=[1 / headline])
-    ctx.image(image, "fsc", f"FSC: {', '.join(f'{k} {n}' for k, n in enumerate(curves, 1))}; "
-                            f"resolution {headline:.2f} Å at {threshold:g}")
-    ctx.log(f"resolution {headline:.2f} Å (corrected FSC at {threshold:g}); curves in {ctx.uid}/fsc.txt and "
-            f"{ctx.uid}/fsc.xml", data={"resolution_A": headline, "threshold": threshold,
-                                        "bfactor_A2": bfactor})
+    report_fsc(ctx, map_a, map_b, psize, mask, source, threshold)
     if mask is not None:
         ctx.add_output("mask", "mask", slots=["mask"], title="FSC mask")
         save_map(ctx, "mask", "mask", mask, psize)
@@ -177,3 +197,4 @@ def _outputs(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 JOBS = [LibraryJob(SPEC, _run, _outputs)]
+
