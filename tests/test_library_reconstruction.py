@@ -92,9 +92,9 @@ def test_the_samples_hold_one_of_each_hermitian_pair_within_nyquist():
 
 # ----------------------------------------------------------------------------------- correctness
 def test_noise_free_particles_reconstruct_the_phantom_to_beyond_0_8_nyquist(clean):
-    project, phantom, particles, recon = clean
+    _project, phantom, _particles, recon = clean
     truth, maps = truth_of(phantom), maps_of(recon)
-    freqs, curve = F.fsc(maps["map"], truth)
+    _freqs, curve = F.fsc(maps["map"], truth)
     shell = int(0.8 * 64 / 2)
     assert curve[1:shell + 1].min() > 0.9, np.round(curve, 3)
     for half in ("map_half_A", "map_half_B"):
@@ -109,7 +109,7 @@ def test_noise_free_particles_reconstruct_the_phantom_to_beyond_0_8_nyquist(clea
 
 
 def test_the_job_writes_its_files_and_hands_on_the_split(clean):
-    project, phantom, particles, recon = clean
+    project, _phantom, particles, recon = clean
     directory = Path(project.directory) / recon.uid
     table = (directory / "fsc.txt").read_text().splitlines()
     assert table[0].split()[4:] == ["no_mask", "spherical", "mask", "corrected"] and len(table) == 1 + 33
@@ -123,7 +123,7 @@ def test_the_job_writes_its_files_and_hands_on_the_split(clean):
 
 
 def test_a_random_split_is_balanced_and_written_back(clean):
-    project, phantom, particles, recon = clean
+    project, _phantom, particles, recon = clean
     again = run(project, "homo_reconstruct", {"ctf_correction": False, "random_split": True, "seed": 9},
                 {"particles": f"{particles.uid}.particles"})
     split = again.load_output("particles")["alignments3D/split"]
@@ -145,7 +145,7 @@ def test_without_padding_the_map_is_less_exact_but_still_right_to_0_8_nyquist(cl
 
 
 def test_with_ctf_and_noise_the_half_map_resolution_tracks_the_true_one_and_improves_with_particles(noisy):
-    project, truth, jobs = noisy
+    _project, truth, jobs = noisy
     half_res, true_res = {}, {}
     for count, job in jobs.items():
         maps = maps_of(job)
@@ -160,7 +160,7 @@ def test_with_ctf_and_noise_the_half_map_resolution_tracks_the_true_one_and_impr
 
 
 def test_the_sharpened_map_is_sharper_than_the_map_and_still_the_molecule(noisy):
-    project, truth, jobs = noisy
+    _project, truth, jobs = noisy
     maps = maps_of(jobs[20_000])
     shells = F.shell_index(64)
     band, low = (shells >= 16) & (shells < 22), (shells >= 2) & (shells < 6)
@@ -200,7 +200,7 @@ def test_sharpening_removes_the_bfactor_and_low_passes_at_the_resolution():
 
 
 def test_particles_exported_to_star_and_imported_again_reconstruct_the_same_map(clean, tmp_path):
-    project, phantom, particles, recon = clean
+    project, _phantom, particles, recon = clean
     export = run(project, "export_relion", {}, {"particles": f"{particles.uid}.particles"})
     star = Path(project.directory) / export.uid / "particles.star"
     imported = run(project, "import_particles", {"particle_meta_path": str(star), "psize_A": 2.0})
@@ -229,7 +229,7 @@ def test_symmetry_is_imposed(tmp_path):
 
 # ------------------------------------------------------------------------------------- bad input
 def test_particles_without_poses_or_ctf_are_refused_with_what_to_do(clean, tmp_path):
-    project, phantom, particles, recon = clean
+    project, _phantom, particles, _recon = clean
     export = run(project, "export_relion", {}, {"particles": f"{particles.uid}.particles"})
     star = Path(project.directory) / export.uid / "particles.star"
     no_poses = run(project, "import_particles", {"particle_meta_path": str(star), "psize_A": 2.0,

@@ -42,7 +42,12 @@ from cryoweave.formats.mrc import MrcHeader
 from cryoweave.jobs.library import backproject as bp
 from cryoweave.jobs.library import fsc as F
 from cryoweave.jobs.library.common import (
-    LibraryJob, blob_headers, box_of, check_indices, param, read_blobs,
+    LibraryJob,
+    blob_headers,
+    box_of,
+    check_indices,
+    param,
+    read_blobs,
 )
 from cryoweave.jobs.library.fourier import default_workers, lowpass
 from cryoweave.jobs.library.maps import save_maps
@@ -146,7 +151,7 @@ def _shifts(particles: Dataset, psize: float) -> np.ndarray:
 
 def _split(ctx: Any, particles: Dataset, params: dict[str, Any]) -> tuple[np.ndarray, bool]:
     """The half set of each particle (0: A, 1: B) and whether it was drawn at random here."""
-    given = particles["alignments3D/split"] if "alignments3D/split" in particles else None
+    given = particles.get("alignments3D/split", None)
     if given is not None and not params.get("random_split") and np.isin(given, (0, 1)).all() \
             and 0 < int(given.sum()) < len(given):
         return np.asarray(given, np.int64), False
