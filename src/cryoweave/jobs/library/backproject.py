@@ -31,8 +31,9 @@ from cryoweave.errors import DataError
 from cryoweave.formats.ctf import wavelength_A
 from cryoweave.jobs.library.fourier import default_workers, fft_module
 
-SAMPLES_PER_BATCH = 1 << 18
-"""2D samples inserted per batch of images (bounds the temporaries: about 100 bytes each)."""
+SAMPLES_PER_BATCH = 1 << 15
+"""2D samples inserted per batch of images: small enough that the per-sample arrays of one corner stay in
+the CPU cache (measured: twice as fast as 8 corners at once on batches of 2^18)."""
 
 CTF_KEYS = ("df1_A", "df2_A", "df_angle_rad", "accel_kv", "cs_mm", "amp_contrast", "phase_shift_rad", "bfactor")
 
@@ -61,7 +62,7 @@ class Backprojector:
         self.inside = np.flatnonzero(keep)
         self.kx = kxx.ravel()[self.inside]
         self.ky = kyy.ravel()[self.inside]
-        self._k32 = (self.kx.astype(np.float32), self.ky.astype(np.float32))
+        self._k2 = np.stack([self.kx, self.ky]).astype(np.float32)  # (2, samples)
         self._rows = np.rint(self.ky).astype(np.int64) % n  # row of each sample in the rfft2 layout
         self._cols = np.rint(self.kx).astype(np.int64)
         self.shape = (n + 1, n + 1, half + 2)
@@ -116,27 +117,37 @@ class Backprojector:
     # ------------------------------------------------------------------------------------- insertion
     def insert(self, values: np.ndarray, rotations: np.ndarray, ctf: np.ndarray | None = None) -> None:
         """Insert samples ``(m, samples)`` (bright, centred: see :meth:`spectra`) at rotations ``(m, 3, 3)``,
-        with the bright-image CTF ``c`` ``(m, samples)`` (None: 1)."""
+        with the bright-image CTF ``c`` ``(m, samples)`` (None: 1).
+
+        Corner by corner, on arrays of one value per sample (they stay in cache), into ``np.add.at``."""
         rot = np.asarray(rotations, np.float32).reshape(-1, 3, 3)
-        kx, ky = self._k32
-        coords = [rot[:, axis, 0, None] * kx + rot[:, axis, 1, None] * ky for axis in range(3)]
-        flip = coords[0] < 0  # stored as the Hermitian partner at −p
-        sign = np.where(flip, np.float32(-1), np.float32(1))
-        coords = [c * sign for c in coords]
-        values = np.where(flip, values.conj(), values)
+        coords = np.matmul(rot[:, :, :2], self._k2)  # (m, 3, samples): R·(kx, ky, 0), x y z
+        sign = np.where(coords[:, 0] < 0, np.float32(-1), np.float32(1))  # −p and the conjugate for x < 0
+        coords *= sign[:, None, :]
+        values = np.array(values, np.complex64)
+        values.imag *= sign
+        weight = None
         if ctf is not None:
-            values = values * ctf
-        floors = [np.floor(c) for c in coords]
-        fracs = [c - f for c, f in zip(coords, floors, strict=True)]
+            values *= ctf
+            weight = (ctf * ctf).ravel()
+        values = values.ravel()
+        floors = np.floor(coords)
+        coords -= floors  # the fractions
         half = self.size // 2
-        base = ((floors[2].astype(np.int64) + half) * self.shape[1] + (floors[1].astype(np.int64) + half)) \
-            * self.shape[2] + floors[0].astype(np.int64)
-        wx, wy, wz = (np.stack([1 - f, f], axis=-1) for f in fracs)
-        w8 = (wz[..., :, None, None] * wy[..., None, :, None] * wx[..., None, None, :]).reshape(*base.shape, 8)
-        index = (base[..., None] + self._offsets).ravel()
-        np.add.at(self.data, index, (w8 * values[..., None]).ravel())
-        weights = w8 if ctf is None else w8 * (ctf * ctf)[..., None]
-        np.add.at(self.weight, index, weights.ravel())
+        index = floors.astype(np.int64)
+        base = ((index[:, 2] + half) * self.shape[1] + (index[:, 1] + half)) * self.shape[2] + index[:, 0]
+        base = base.ravel()
+        fx, fy, fz = (coords[:, axis].ravel() for axis in range(3))
+        gx, gy, gz = 1 - fx, 1 - fy, 1 - fz
+        for corner, offset in enumerate(self._offsets):
+            dz, dy, dx = corner >> 2, (corner >> 1) & 1, corner & 1
+            w = (fz if dz else gz) * (fy if dy else gy)
+            w *= fx if dx else gx
+            where = base + offset
+            np.add.at(self.data, where, values * w)
+            if weight is not None:
+                w *= weight
+            np.add.at(self.weight, where, w)
         self.count += len(rot)
 
     def add(self, other: Backprojector) -> None:
