@@ -222,9 +222,19 @@ def test_simulate_data_end_to_end(tmp_path: Path):
             kx, ky = frequencies(32, 3.0)
             s = data["alignments3D/shift"][row] * 3.0
             c = ctf(kx, ky, *(data[f"ctf/{k}"][row] for k in keys))
-            by_hand = np.fft.irfft2(np.fft.rfft2(clean[0]) * c * np.exp(-2j * np.pi * (kx * s[0] + ky * s[1])),
+            by_hand = np.fft.irfft2(np.fft.rfft2(clean[0]) * c * np.exp(2j * np.pi * (kx * s[0] + ky * s[1])),
                                     s=(32, 32))
             np.testing.assert_allclose(image, by_hand, atol=1e-4 * np.abs(by_hand).max())
+
+
+def test_a_shift_is_the_translation_that_centres_the_particle():
+    """CryoSPARC's alignments3D/shift and RELION's rlnOrigin: the particle sits at box centre − shift."""
+    image = np.zeros((1, 32, 32), np.float32)
+    image[0, 16, 16] = 1.0  # (y, x) at the box centre
+    moved = sim.filter_images(image, 1.0, None, np.array([[3.0, -2.0]]))[0]
+    assert np.unravel_index(int(moved.argmax()), moved.shape) == (18, 13)
+    back = sim.filter_images(moved[None], 1.0, None, np.array([[-3.0, 2.0]]))[0]
+    np.testing.assert_allclose(back, image[0], atol=1e-5)
 
 
 def test_simulate_noise_level_and_float16(tmp_path: Path):

@@ -9,7 +9,7 @@ conventions of :mod:`cryoweave.jobs.library.simulation` (which it inverts):
 * **Insertion** (Fourier-slice theorem, pose ``R``: view point ``q`` → map point ``R·q``): the 2D sample at
   ``(kx, ky)`` belongs at ``R·(kx, ky, 0)`` and is spread over the 8 voxels around it with trilinear
   weights. Each voxel accumulates ``Σ w·c·X`` (data) and ``Σ w·c²`` (weight), ``X`` the image's transform
-  centred on the particle (the shift ``alignments3D/shift`` undone as a phase) and ``c`` its CTF, so that
+  centred on the particle (translated by ``alignments3D/shift``, as a phase) and ``c`` its CTF, so that
   ``data / weight`` divides the CTF out (Wiener filtering when a term is added to the weight). Only half of
   the transform is kept (``x ≥ 0``, the ``rfftn`` layout): a sample that lands at ``x < 0`` is stored as its
   Hermitian partner (``−p``, conjugate value), and the ``x = 0`` plane is completed from its mirror at the end.
@@ -79,15 +79,15 @@ class Backprojector:
 
     # ------------------------------------------------------------------------------------- the samples
     def spectra(self, images: np.ndarray, shifts_px: np.ndarray | None) -> np.ndarray:
-        """The images' padded transforms at the samples ``(m, samples)`` complex64, centred on the box centre
-        plus the shift (so the particle's centre is the origin)."""
+        """The images' padded transforms at the samples ``(m, samples)`` complex64, about the particle's centre:
+        the box centre minus the shift (``alignments3D/shift`` is the translation that centres the particle)."""
         n = self.size
         fft = fft_module()
         out = fft.rfft2(np.asarray(images, np.float32), s=(n, n), workers=self.workers)
         out = out.reshape(len(images), -1)[:, self.inside]
         centre = np.full((len(images), 2), self.box // 2, np.float64)
         if shifts_px is not None:
-            centre = centre + np.asarray(shifts_px, np.float64)
+            centre = centre - np.asarray(shifts_px, np.float64)
         # e^{2πi k·(c + s)/n}, separable: one factor per column (x) and one per row (y)
         ex = np.exp(2j * np.pi / n * np.outer(centre[:, 0], np.arange(n // 2 + 1))).astype(np.complex64)
         ey = np.exp(2j * np.pi / n * np.outer(centre[:, 1], np.fft.fftfreq(n, 1.0 / n))).astype(np.complex64)

@@ -25,8 +25,10 @@ Simulate Data (``simulate_data``)
   analytic projections to about 2 % (7 % without the correction). Without it (``gridding=False``) the
   identity pose gives exactly ``V.sum(axis=0)`` of a band-limited map;
 * **shift** ``s = alignments3D/shift`` (px) drawn uniformly in ``[−shift_max_px, shift_max_px]`` per axis
-  (default 0): the observed image is the projection translated by ``s`` (the particle's centre at box centre
-  + s; RELION's ``rlnOrigin`` sign), applied as a Fourier phase (circular);
+  (default 0): the observed image is the projection translated by ``−s``, so translating the image by ``+s``
+  centres the particle (the particle's centre at box centre − s). This is CryoSPARC's ``shift`` and RELION's
+  ``rlnOrigin`` (cryoDRGN, which reads both, reconstructs these particles correctly); applied as a Fourier
+  phase (circular);
 * **CTF** (``apply_ctf``, :mod:`cryoweave.formats.ctf`): ``image = F⁻¹[CTF · F[shifted projection]]`` on the
   box's own FFT grid, with ``df1``, ``df2`` drawn as a mean defocus uniform in ``[defocus_min_A,
   defocus_max_A]`` ± half an astigmatism uniform in ``[0, astigmatism_A]``, ``df_angle`` uniform in [0, π);
@@ -145,7 +147,7 @@ def filter_images(images: np.ndarray, psize_A: float, ctf_params: dict[str, np.n
     factor = np.ones((1, *kx.shape), np.complex128)
     if shifts is not None and np.any(shifts):
         s = np.asarray(shifts, np.float64) * psize_A  # Å, with k in Å⁻¹
-        factor = np.exp(-2j * np.pi * (kx * s[:, 0, None, None] + ky * s[:, 1, None, None]))
+        factor = np.exp(2j * np.pi * (kx * s[:, 0, None, None] + ky * s[:, 1, None, None]))  # translate by −s
     if ctf_params is not None:
         p = {k: np.asarray(v, np.float64)[:, None, None] for k, v in ctf_params.items()}
         factor = factor * ctf(kx, ky, p["df1_A"], p["df2_A"], p["df_angle_rad"], p["accel_kv"], p["cs_mm"],
@@ -388,8 +390,8 @@ SIMULATE = {
         param("bfactor", "number", "CTF envelope B-factor (Å²): exp(−B·k²/4)", default=0.0),
         param("snr", "number", "Signal-to-noise ratio: noise variance = mean clean-image variance / SNR "
               "(measured on the first chunk); empty (the default) for no noise"),
-        param("shift_max_px", "number", "Largest random shift per axis (px); the image is the projection "
-              "translated by alignments3D/shift", default=0.0),
+        param("shift_max_px", "number", "Largest random shift per axis (px); alignments3D/shift is the translation "
+              "that centres each particle (CryoSPARC's shift, RELION's origin)", default=0.0),
         param("float16", "boolean", "Save the stacks as 16-bit floats", default=False),
         param("stack_size", "integer", "Particles per stack file", default=10_000, minimum=1),
         param("seed", "integer", "Random seed", default=0),
