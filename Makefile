@@ -38,8 +38,11 @@ bench: $(VENV)/.test
 	$(PY) benchmarks/bench_import.py --out bench-output/import
 	$(PY) benchmarks/bench_duplicates.py --out bench-output/duplicates
 	$(PY) benchmarks/bench_downsample.py --out bench-output/downsample
+	bash scripts/cryodrgn-venv.sh .venv-cryodrgn
+	$(PY) benchmarks/bench_reconstruct.py --cryodrgn-python .venv-cryodrgn/bin/python --out bench-output
 	bash scripts/test-services.sh
 	$(PY) benchmarks/bench_store.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache .hypothesis demo-output bench-output
+	rm -rf $(VENV) .venv-cryodrgn build src/*.egg-info .pytest_cache .ruff_cache .hypothesis demo-output \
+		dataset-demo bench-output

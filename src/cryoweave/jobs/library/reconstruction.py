@@ -4,11 +4,14 @@ Input ``particles`` with ``blob``, ``alignments3D`` and (for CTF correction) ``c
 are ``alignments3D/split`` (0 → A, 1 → B) when every particle has 0 or 1 there; otherwise (or with
 ``random_split``) a random, balanced split from ``seed``, written back in the output particles'
 ``alignments3D/split``. Each half is inserted into its own padded 3D transform
-(:mod:`cryoweave.jobs.library.backproject`: trilinear Fourier insertion, ``Σ c·X`` over ``Σ c²``); with two
+(:mod:`cryoweave.jobs.library.backproject`: trilinear Fourier insertion, ``Σ c·X`` over ``Σ c²``), after
+each image is multiplied by a soft circular window (``window``, CryoSPARC's "window dataset"); with two
 or more CPUs the halves are inserted by worker processes side by side. Then:
 
 * ``map_half_A`` / ``map_half_B``: each half's ``data / weight`` (a weight floor of 0.1 % of the shell's
-  mean), unfiltered;
+  mean), unfiltered; like every map here, multiplied by a soft sphere that leaves out the corners of the
+  box (:func:`corner_mask`: the gridding correction amplifies the noise there, and nothing of the
+  particle lies there);
 * the FSC curves of :func:`cryoweave.jobs.library.validation.report_fsc` (no mask, spherical, the automatic
   mask, corrected by noise substitution), the resolution at ``threshold``, ``fsc.txt``, ``fsc.xml`` and the
   plot in the event log;
@@ -75,6 +78,7 @@ class Share:
     psize: float
     pad: int
     operators: np.ndarray  # (k, 3, 3)
+    window: np.ndarray | None = None  # (box, box) real-space window, or None
     threads: int = 1
 
 
@@ -97,7 +101,10 @@ def insert_share(share: Share) -> bp.Backprojector:
         for first in range(0, len(images), acc.batch):
             part = slice(first, min(first + acc.batch, len(images)))
             every = np.arange(rows.start, rows.stop)[part]
-            values = acc.spectra(images[part] * share.sign[every, None, None], share.shifts[every])
+            block = images[part] * share.sign[every, None, None]
+            if share.window is not None:
+                block *= share.window
+            values = acc.spectra(block, share.shifts[every])
             ctf = None
             if share.ctf is not None:
                 ctf = -acc.ctf({k: v[every] for k, v in share.ctf.items()})  # the bright image's CTF
@@ -107,6 +114,31 @@ def insert_share(share: Share) -> bp.Backprojector:
                 with _progress.get_lock():
                     _progress.value += len(every)
     return acc
+
+
+def corner_mask(box: int) -> np.ndarray:
+    """The soft sphere every map is multiplied by (RELION masks the corners of its reconstructions the same
+    way): 1 to ``box/2 − edge − 1``, a raised cosine ``edge`` = 5 % of the box (at least 2 px) wide."""
+    edge = max(2.0, round(0.05 * box))
+    return F.soft_sphere_mask(box, box / 2 - edge - 1, edge)
+
+
+def soft_window(box: int, inner: float, outer: float) -> np.ndarray:
+    """CryoSPARC's real-space window: 1 within ``inner`` × half the box of the centre, a raised cosine to 0
+    at ``outer`` × half the box (float32)."""
+    axis = np.arange(box) - box // 2
+    r = np.hypot(axis[:, None], axis[None, :]) / (box / 2)
+    ramp = np.clip((r - inner) / max(outer - inner, 1e-6), 0.0, 1.0)
+    return (0.5 + 0.5 * np.cos(np.pi * ramp)).astype(np.float32)
+
+
+def _window_radii(params: dict[str, Any]) -> tuple[float, float]:
+    inner = float(params.get("window_inner_radius") if params.get("window_inner_radius") is not None else 0.85)
+    outer = float(params.get("window_outer_radius") if params.get("window_outer_radius") is not None else 0.99)
+    if not 0 < inner <= outer <= 1:
+        raise ParamError(f"the window radii must satisfy 0 < inner ({inner:g}) ≤ outer ({outer:g}) ≤ 1 (fractions of "
+                         "half the box)")
+    return inner, outer
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -179,6 +211,7 @@ def _shares(particles: Dataset, headers: dict[str, MrcHeader], split: np.ndarray
         ctf = {k: (particles[f"ctf/{k}"].astype(np.float64) if f"ctf/{k}" in particles
                    else np.zeros(len(particles))) for k in bp.CTF_KEYS}
     paths, idx = particles["blob/path"].astype(str), particles["blob/idx"].astype(np.int64)
+    window = soft_window(box, *_window_radii(params)) if params.get("window", True) else None
     per_half = max(1, processes // 2)
     threads = 1 if processes > 1 else default_workers()
     halves = []
@@ -187,7 +220,7 @@ def _shares(particles: Dataset, headers: dict[str, MrcHeader], split: np.ndarray
         pieces = np.array_split(rows, per_half) if len(rows) >= per_half else [rows]
         halves.append([Share({p: headers[p] for p in np.unique(paths[r])}, paths[r], idx[r], rotations[r],
                              shifts[r], sign[r], None if ctf is None else {k: v[r] for k, v in ctf.items()},
-                             box, psize, pad, ops, threads) for r in pieces])
+                             box, psize, pad, ops, window, threads) for r in pieces])
     return halves
 
 
@@ -238,13 +271,17 @@ def _run(ctx: Any) -> None:
         raise ParamError(f"parameter 'padding_factor' must be 1, 2 or 3, not {pad}")
     sym = symmetry.canonical(params.get("symmetry") or "C1")
     use_ctf = bool(params.get("ctf_correction", True))
+    _window_radii(params)
     particles, headers, box, psize = _particles(ctx, use_ctf)
     split, drawn = _split(ctx, particles, params)
     processes = min(default_workers(), 2 * max(1, default_workers() // 2)) if len(particles) >= PARALLEL_FROM else 1
     counts = [int((split == h).sum()) for h in (0, 1)]
+    inner, outer = _window_radii(params)
+    window = f"{inner:g}–{outer:g}" if params.get("window", True) else "off"
     ctx.log(f"{len(particles):,} particles of {box} px at {psize:g} Å/px (half A {counts[0]:,}, half B "
             f"{counts[1]:,}); symmetry {sym}; CTF correction {'on' if use_ctf else 'off'}; padding {pad} "
-            f"({pad * box}³ transform); {processes} process{'es' if processes > 1 else ''}")
+            f"({pad * box}³ transform); window {window}; "
+            f"{processes} process{'es' if processes > 1 else ''}")
     started = time.monotonic()
     halves = _shares(particles, headers, split, box, psize, params, use_ctf, processes)
     acc_a, acc_b = _insert(ctx, halves, processes, len(particles))
@@ -255,11 +292,12 @@ def _run(ctx: Any) -> None:
     grid = bp.Grid(box, pad)
     (data_a, weight_a), (data_b, weight_b) = acc_a.transform(), acc_b.transform()
     del acc_a, acc_b
-    map_a, map_b = bp.half_map(data_a, weight_a, grid), bp.half_map(data_b, weight_b, grid)
+    corners = corner_mask(box)
+    map_a, map_b = bp.half_map(data_a, weight_a, grid) * corners, bp.half_map(data_b, weight_b, grid) * corners
     mask = F.auto_mask((map_a + map_b) / 2, psize)
     report = report_fsc(ctx, map_a.astype(np.float64), map_b.astype(np.float64), psize, mask,
                         "the automatic mask", threshold)
-    full = bp.wiener_map(data_a + data_b, weight_a + weight_b, grid, report.curves["no_mask"])
+    full = bp.wiener_map(data_a + data_b, weight_a + weight_b, grid, report.curves["no_mask"]) * corners
     del data_a, data_b, weight_a, weight_b
     sharp = _sharpen(ctx, full, psize, report.resolution_A, params.get("bfactor_A2"))
     save_maps(ctx, "volume", {"map": full, "map_half_A": map_a, "map_half_B": map_b, "mask_fsc": mask,
@@ -317,6 +355,12 @@ SPEC: dict[str, Any] = {
         param("padding_factor", "integer", "Zero-padding of the images and the 3D transform (1, 2 or 3); 2 is "
               "RELION's default, 1 is four times faster and less accurate at high resolution", default=2,
               minimum=1, maximum=3),
+        param("window", "boolean", "Multiply each image by a soft circular window before inserting it (noise in "
+              "the corners is left out), as CryoSPARC does", default=True, title="Window dataset (real-space)"),
+        param("window_inner_radius", "number", "Where the window starts to fall, as a fraction of half the box",
+              default=0.85, title="Window inner radius"),
+        param("window_outer_radius", "number", "Where the window reaches 0, as a fraction of half the box",
+              default=0.99, title="Window outer radius"),
         param("threshold", "number", "The FSC value the resolution is read at", default=0.143, minimum=0,
               maximum=1, title="FSC threshold"),
         param("bfactor_A2", "number", "B-factor (Å²) to remove when sharpening; empty: the Guinier estimate",
