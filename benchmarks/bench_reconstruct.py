@@ -13,8 +13,8 @@ the resolution where it falls below 0.5, and its mean up to Nyquist). Three ways
   insertion of both halves (padding 2, trilinear, CTF-weighted), half maps, mask, four FSC curves with
   noise substitution, Wiener map, sharpened map, files. Reported end to end and for the insertion alone
   (its own log line);
-- **numpy, straightforward** (a baseline, in this script): the textbook version of the same algorithm, in plain numpy: per image, pad
-  to 2×, ``np.fft.fft2`` of the whole plane, CTF and shift phase on it, trilinear insertion of every
+- **numpy, straightforward** (a baseline, in this script): the textbook version of the same algorithm,
+  in plain numpy: per image, pad to 2×, ``np.fft.fft2`` of the whole plane, CTF and shift phase on it, trilinear insertion of every
   sample within Nyquist with ``np.add.at`` into a full complex grid (no Hermitian half), one map, divided
   by the CTF² weights. On the first ``--naive`` particles (its rate is per particle; its map is compared
   only when it saw every particle);
@@ -216,7 +216,8 @@ def main() -> None:
     results["numpy"] = numpy_way(project, sim, min(args.naive, args.particles), truth, psize, args.particles)
     print("numpy:", results["numpy"])
     if Path(args.cryodrgn_python).exists():
-        results["cryodrgn"] = cryodrgn(str(Path(args.cryodrgn_python).absolute()), project, sim, out, truth, psize, args.box)
+        python = str(Path(args.cryodrgn_python).absolute())
+        results["cryodrgn"] = cryodrgn(python, project, sim, out, truth, psize, args.box)
         print("cryoDRGN:", results["cryodrgn"])
     else:
         results["cryodrgn"] = f"not measured: {args.cryodrgn_python} does not exist (scripts/cryodrgn-venv.sh)"
