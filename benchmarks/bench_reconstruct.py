@@ -16,8 +16,8 @@ the resolution where it falls below 0.5, and its mean up to Nyquist). Three ways
 - **numpy, straightforward** (a baseline, in this script): the textbook version of the same algorithm,
   in plain numpy: per image, pad to 2×, ``np.fft.fft2`` of the whole plane, CTF and shift phase on it,
   trilinear insertion of every sample within Nyquist with ``np.add.at`` into a full complex grid (no
-  Hermitian half), one map, divided by the CTF² weights. On the first ``--naive`` particles (its rate is per particle; its map is compared
-  only when it saw every particle);
+  Hermitian half), one map, divided by the CTF² weights. On the first ``--naive`` particles (its rate
+  is per particle; its map is compared only when it saw every particle);
 - **cryoDRGN** ``backproject_voxel`` (cryodrgn 4.3.1, CPU PyTorch), when ``--cryodrgn-python`` names a
   Python with it (``scripts/cryodrgn-venv.sh`` makes one): poses and CTF converted from our ``.cs`` by
   cryoDRGN's own ``parse_pose_csparc`` / ``parse_ctf_csparc``, the stacks listed in a ``.txt``,
