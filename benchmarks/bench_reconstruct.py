@@ -9,8 +9,9 @@ SNR 0.1), made as jobs in a fresh instance under ``<out>/home``. Each method rec
 particles with the true poses, and each map is compared with the phantom (FSC against the ground truth:
 the resolution where it falls below 0.5, and its mean up to Nyquist). Three ways:
 
-- **ours**: the Homogeneous Reconstruction Only job in the foreground (``job.execute()``): reading,
-  insertion of both halves (padding 2, trilinear, CTF-weighted), half maps, mask, four FSC curves with
+- **ours**: the Homogeneous Reconstruction Only job in the foreground (``job.execute()``), once with its
+  default padding (2) and once with ``padding_factor`` 1: reading, insertion of both halves (trilinear,
+  CTF-weighted), half maps, mask, four FSC curves with
   noise substitution, Wiener map, sharpened map, files. Reported end to end and for the insertion alone
   (its own log line);
 - **numpy, straightforward** (a baseline, in this script): the textbook version of the same algorithm,
@@ -68,11 +69,13 @@ def simulate(out: Path, particles: int, box: int) -> tuple[object, object, np.nd
 
 
 def quality(volume: np.ndarray, truth: np.ndarray, psize: float) -> dict[str, float]:
-    """FSC against the ground truth: of the maps as they are, and within the soft sphere our job masks its
-    maps with (so that a map whose corners were not masked is not judged by the noise there)."""
+    """FSC against the ground truth: of the maps as they are, within the soft sphere our job masks its maps
+    with (so that a map whose corners were not masked is not judged by the noise there), and within a soft
+    mask around the molecule (the phantom's automatic mask: what a user measures in)."""
     out = {}
     sphere = corner_mask(len(truth))
-    for name, mask in (("", None), ("in_sphere_", sphere)):
+    tight = F.auto_mask(truth, psize)
+    for name, mask in (("", None), ("in_sphere_", sphere), ("in_molecule_mask_", tight)):
         freqs, curve = F.fsc(np.asarray(volume, np.float64), truth, mask, psize=psize)
         out |= {f"{name}resolution_at_0.5_A": round(F.resolution_at(curve, freqs, 0.5), 3),
                 f"{name}mean_fsc_to_nyquist": round(float(curve[1:].mean()), 4),
@@ -81,8 +84,8 @@ def quality(volume: np.ndarray, truth: np.ndarray, psize: float) -> dict[str, fl
 
 
 # ------------------------------------------------------------------------------------------------ ours
-def ours(project, sim, truth: np.ndarray, psize: float) -> dict[str, object]:
-    job = project.create_job("homo_reconstruct")
+def ours(project, sim, truth: np.ndarray, psize: float, pad: int) -> dict[str, object]:
+    job = project.create_job("homo_reconstruct", params={"padding_factor": pad})
     job.connect("particles", f"{sim.uid}.particles")
     started = time.perf_counter()
     job.execute()
@@ -211,8 +214,10 @@ def main() -> None:
     results: dict[str, object] = {"particles": args.particles, "box": args.box, "psize_A": psize,
                                   "cpus": len(os.sched_getaffinity(0)), "machine": platform.processor() or
                                   platform.machine()}
-    results["ours"] = ours(project, sim, truth, psize)
+    results["ours"] = ours(project, sim, truth, psize, 2)
     print("ours:", results["ours"])
+    results["ours_padding_1"] = ours(project, sim, truth, psize, 1)
+    print("ours, padding 1:", results["ours_padding_1"])
     results["numpy"] = numpy_way(project, sim, min(args.naive, args.particles), truth, psize, args.particles)
     print("numpy:", results["numpy"])
     if Path(args.cryodrgn_python).exists():
