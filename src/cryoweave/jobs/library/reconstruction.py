@@ -227,16 +227,16 @@ def _shares(particles: Dataset, headers: dict[str, MrcHeader], split: np.ndarray
 def _insert(ctx: Any, halves: list[list[Share]], processes: int, total: int) -> list[bp.Backprojector]:
     """Insert every share (in worker processes when ``processes`` > 1); one accumulator per half."""
     if processes <= 1:
-        out = []
-        done = 0
+        out, done = [], 0
         for shares in halves:
-            acc = None
+            parts = []
             for share in shares:
-                part = insert_share(share)
-                acc = part if acc is None else (acc.add(part) or acc)
+                parts.append(insert_share(share))
                 done += len(share.paths)
                 ctx.progress(done, total, f"inserted {done:,} of {total:,} particles")
-            out.append(acc)
+            for part in parts[1:]:
+                parts[0].add(part)
+            out.append(parts[0])
         return out
     import multiprocessing
 

@@ -25,10 +25,8 @@ Simulate Data (``simulate_data``)
   analytic projections to about 2 % (7 % without the correction). Without it (``gridding=False``) the
   identity pose gives exactly ``V.sum(axis=0)`` of a band-limited map;
 * **shift** ``s = alignments3D/shift`` (px) drawn uniformly in ``[−shift_max_px, shift_max_px]`` per axis
-  (default 0): the observed image is the projection translated by ``−s``, so translating the image by ``+s``
-  centres the particle (the particle's centre at box centre − s). This is CryoSPARC's ``shift`` and RELION's
-  ``rlnOrigin`` (cryoDRGN, which reads both, reconstructs these particles correctly); applied as a Fourier
-  phase (circular);
+  (default 0): the image is the projection translated by ``−s`` (translating it by ``+s`` centres the
+  particle): CryoSPARC's ``shift``, RELION's ``rlnOrigin``, as cryoDRGN reads them; a Fourier phase;
 * **CTF** (``apply_ctf``, :mod:`cryoweave.formats.ctf`): ``image = F⁻¹[CTF · F[shifted projection]]`` on the
   box's own FFT grid, with ``df1``, ``df2`` drawn as a mean defocus uniform in ``[defocus_min_A,
   defocus_max_A]`` ± half an astigmatism uniform in ``[0, astigmatism_A]``, ``df_angle`` uniform in [0, π);
