@@ -10,6 +10,7 @@ import pytest
 from cryoweave.formats import symmetry
 from cryoweave.formats.ctf import ctf, frequencies, wavelength_A
 from cryoweave.formats.geometry import rotvec_to_matrix
+from cryoweave.jobs.library import phantom
 from cryoweave.jobs.library import simulation as sim
 from library_support import failure, library_instance, read_mrc, run
 
@@ -140,7 +141,7 @@ def test_symmetric_phantom_projects_the_same_with_symmetry_related_poses():
     rng = np.random.default_rng(4)
     rotations = rotvec_to_matrix(sim.uniform_rotvecs(3, rng))
     for sym, tolerance in (("C4", 1e-4), ("D3", 0.03)):
-        volume = sim.phantom(48, 2.0, num_atoms=600, sym=sym, seed=5)
+        volume = phantom.phantom(48, 2.0, num_atoms=600, sym=sym, seed=5)
         projector = sim.Projector(volume)
         reference = projector.project(rotations)
         for op in symmetry.operators(sym)[1:]:
@@ -150,24 +151,24 @@ def test_symmetric_phantom_projects_the_same_with_symmetry_related_poses():
 
 # ------------------------------------------------------------------------------------------ phantom
 def test_phantom_deterministic_positive_and_symmetric():
-    a = sim.phantom(48, 2.0, num_atoms=800, sym="C4", seed=1)
-    np.testing.assert_array_equal(a, sim.phantom(48, 2.0, num_atoms=800, sym="C4", seed=1))
-    b = sim.phantom(48, 2.0, num_atoms=800, sym="C4", seed=2)
+    a = phantom.phantom(48, 2.0, num_atoms=800, sym="C4", seed=1)
+    np.testing.assert_array_equal(a, phantom.phantom(48, 2.0, num_atoms=800, sym="C4", seed=1))
+    b = phantom.phantom(48, 2.0, num_atoms=800, sym="C4", seed=2)
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] < 0.5
     assert np.isfinite(a).all() and a.min() >= 0 and a.max() == pytest.approx(1.0)
     # C4 about z through voxel 24: V[z, y, x] = V[z, x', −y'] about the centre; indices 1…47 map onto themselves
     inner = a[:, 1:, 1:]
     np.testing.assert_allclose(np.rot90(inner, k=1, axes=(1, 2)), inner, atol=1e-6)
-    d2 = sim.phantom(48, 2.0, num_atoms=800, sym="D2", seed=1)[1:, 1:, 1:]
+    d2 = phantom.phantom(48, 2.0, num_atoms=800, sym="D2", seed=1)[1:, 1:, 1:]
     np.testing.assert_allclose(d2[::-1, ::-1, :], d2, atol=1e-6)  # the 2-fold about x: (y, z) → (−y, −z)
     # any group: the atoms are a set closed under its operators
-    atoms = sim.phantom_atoms(600, 3, 30.0, "T", 7)
+    atoms = phantom.phantom_atoms(600, 3, 30.0, "T", 7)
     assert len(atoms) == 600
     for op in symmetry.operators("T"):
         moved = atoms @ op.T
         assert np.min(np.linalg.norm(moved[:, None] - atoms[None], axis=2), axis=1).max() < 1e-9
-    chain = sim.phantom_atoms(200, 1, 30.0, None, 3)
-    np.testing.assert_allclose(np.linalg.norm(np.diff(chain, axis=0), axis=1), sim.CA_STEP_A)
+    chain = phantom.phantom_atoms(200, 1, 30.0, None, 3)
+    np.testing.assert_allclose(np.linalg.norm(np.diff(chain, axis=0), axis=1), phantom.CA_STEP_A)
     assert np.linalg.norm(chain, axis=1).max() <= 30.0 + 1e-9
 
 
@@ -185,7 +186,7 @@ def test_generate_phantom_job(tmp_path: Path):
         assert path.parent.name == job.uid
         volume = read_mrc(path)
         assert volume.shape == (32, 32, 32) and tuple(out["map/shape"][0]) == (32, 32, 32)
-        np.testing.assert_allclose(volume, sim.phantom(32, 3.0, 400, 4, "C2", 3), atol=1e-6)
+        np.testing.assert_allclose(volume, phantom.phantom(32, 3.0, 400, 4, "C2", 3), atol=1e-6)
 
 
 def test_simulate_data_end_to_end(tmp_path: Path):

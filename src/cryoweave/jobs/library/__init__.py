@@ -13,7 +13,7 @@ from importlib import import_module
 from cryoweave.jobs.library.common import LibraryJob
 
 MODULES = ("imports", "particles_io", "result_group", "sets", "curation", "images", "symmetry", "volumes",
-           "validation", "simulation", "reconstruction")
+           "validation", "phantom", "simulation", "reconstruction")
 
 
 def library_jobs() -> list[LibraryJob]:

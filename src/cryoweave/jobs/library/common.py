@@ -52,6 +52,14 @@ def listing(names: Sequence[Any], shown: int = SHOWN) -> str:
     return head if len(names) <= shown else f"{head} and {len(names) - shown:,} more"
 
 
+def count_param(params: dict[str, Any], name: str, least: int = 1) -> int:
+    """A parameter that must be a whole number of at least ``least``."""
+    value = params.get(name)
+    if value is None or int(value) != value or value < least:
+        raise ParamError(f"parameter {name!r} must be a whole number of at least {least}, not {value!r}")
+    return int(value)
+
+
 def positive(params: dict[str, Any], name: str, what: str) -> float:
     """A parameter that must be above zero (a pixel size, a distance)."""
     value = params.get(name)
