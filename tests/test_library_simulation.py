@@ -288,3 +288,21 @@ def test_bad_input_fails_cleanly(tmp_path: Path, job_type: str, params: dict, me
         assert message in failure(job)
         assert not job.record.outputs
         assert not (Path(project.directory) / job.uid / "simulated").exists()
+
+
+def test_simulate_at_the_poses_of_given_particles(tmp_path: Path):
+    with library_instance(tmp_path) as project:
+        source = make_phantom(project)
+        inputs = {"volume": f"{source.uid}.volume"}
+        base = {"apply_ctf": False, "snr": None}
+        first = run(project, "simulate_data", {**base, "num_particles": 40, "shift_max_px": 2.0, "seed": 8}, inputs)
+        again = run(project, "simulate_data", {**base, "num_particles": 7, "seed": 99},
+                    {**inputs, "poses": f"{first.uid}.particles"})
+        a, b = first.load_output("particles"), again.load_output("particles")
+        assert np.array_equal(a["uid"], b["uid"]) and len(b) == 40  # num_particles is not used
+        for field in ("alignments3D/pose", "alignments3D/shift", "alignments3D/split"):
+            np.testing.assert_allclose(b[field], a[field])
+        stacks = [np.concatenate([read_mrc(Path(project.directory) / path) for path in np.unique(d["blob/path"])])
+                  for d in (a, b)]
+        np.testing.assert_allclose(stacks[1], stacks[0], atol=1e-5)  # the same poses, the same images
+        assert any("num_particles, 7, is not used" in e.text for e in again.events())

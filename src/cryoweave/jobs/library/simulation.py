@@ -30,7 +30,9 @@ particles, as extracted from micrographs) and +1 without it (the plain projectio
 Output ``particles`` (new uids) with ``blob``, ``ctf`` (type ``simulated``; ``scale`` 1, ``anisomag``
 identity, the higher-order aberrations 0; only when the CTF was applied) and ``alignments3D`` (the true
 pose, shift, split, ``psize_A``).
-Micrographs and given poses are not supported yet.
+**Given poses**: with particles connected to the optional input ``poses``, one image per particle, with its
+uid, pose, shift (rescaled to this map's pixels) and split; the CTF and noise are still drawn from the
+parameters. Micrographs are not simulated yet.
 """
 
 from __future__ import annotations
@@ -205,6 +207,31 @@ def _draw(params: dict[str, Any], count: int, psize: float) -> tuple[Dataset, Da
     return align, ctf_ds
 
 
+def _given_poses(ctx: Any, requested: int) -> Dataset | None:
+    """The particles of the optional input ``poses`` (their uids, poses, shifts and splits), if connected."""
+    if not ctx.record.inputs.get("poses"):
+        return None
+    given = ctx.load_input("poses", slots=["alignments3D"])
+    if not len(given):
+        raise DataError("input 'poses' holds no particles: connect particles with alignments3D, or disconnect it")
+    if len(given) != requested:
+        ctx.log(f"{len(given):,} particles at the poses of input 'poses' (num_particles, {requested:,}, is not used)")
+    return given
+
+
+def _use_poses(align: Dataset, ctf_ds: Dataset, given: Dataset, psize: float) -> None:
+    """Take the uids, poses, shifts (rescaled to this map's pixels) and splits of the given particles."""
+    align["uid"] = ctf_ds["uid"] = given["uid"]
+    align["alignments3D/pose"] = given["alignments3D/pose"]
+    shifts = given["alignments3D/shift"].astype(np.float64)
+    if "alignments3D/psize_A" in given:
+        own = given["alignments3D/psize_A"].astype(np.float64)
+        shifts = shifts * np.where(own > 0, own / psize, 1.0)[:, None]
+    align["alignments3D/shift"] = shifts
+    if "alignments3D/split" in given:
+        align["alignments3D/split"] = given["alignments3D/split"]
+
+
 CTF_KEYS = ("df1_A", "df2_A", "df_angle_rad", "accel_kv", "cs_mm", "amp_contrast", "phase_shift_rad", "bfactor")
 """The ``ctf/`` fields that :func:`filter_images` reads, in :func:`cryoweave.formats.ctf.ctf`'s order."""
 
@@ -218,7 +245,11 @@ def _simulate(ctx: Any) -> None:
     per_stack = count_param(params, "stack_size")
     volume, psize = _load_map(ctx)
     box = volume.shape[0]
+    given = _given_poses(ctx, count)
+    count = len(given) if given is not None else count
     align, ctf_ds = _draw(params, count, psize)
+    if given is not None:
+        _use_poses(align, ctf_ds, given, psize)
     apply_ctf = bool(params.get("apply_ctf", True))
     dtype = "float16" if params.get("float16") else "float32"
     projector = Projector(volume)
@@ -256,11 +287,14 @@ SIMULATE = {
     "description": "Particle images of a map at random poses (uniform on SO(3)): Fourier-slice projection, CTF, "
                    "noise at a chosen SNR; the true poses, CTF and half-set splits are saved with the images.",
     "category": "utilities",
-    "inputs": [{"name": "volume", "type": "volume", "title": "Map", "slots": ["map"], "count_min": 1, "count_max": 1}],
+    "inputs": [{"name": "volume", "type": "volume", "title": "Map", "slots": ["map"], "count_min": 1, "count_max": 1},
+               {"name": "poses", "type": "particle", "title": "Particles whose poses to use (optional)",
+                "slots": ["alignments3D"], "count_min": 0, "count_max": 1}],
     "outputs": [{"name": "particles", "type": "particle", "title": "Simulated particles",
                  "slots": ["blob", "?ctf", "alignments3D"]}],
     "params": [
-        param("num_particles", "integer", "Number of particles", default=10_000, minimum=1),
+        param("num_particles", "integer", "Number of particles (unused when particles are connected to 'poses')",
+              default=10_000, minimum=1),
         param("apply_ctf", "boolean", "Multiply the images by the CTF", default=True),
         param("defocus_min_A", "number", "Smallest mean defocus (Å, underfocus positive)", default=10_000.0),
         param("defocus_max_A", "number", "Largest mean defocus (Å)", default=25_000.0),
