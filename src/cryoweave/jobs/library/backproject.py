@@ -69,7 +69,6 @@ class Backprojector:
         self._offsets = _corner_offsets(self.shape[1] * self.shape[2], self.shape[2])
         self.data = np.zeros(int(np.prod(self.shape)), np.complex64)
         self.weight = np.zeros(int(np.prod(self.shape)), np.float32)
-        self.count = 0
         self.workers = default_workers()  # threads of the image FFTs
 
     @property
@@ -148,13 +147,11 @@ class Backprojector:
             if weight is not None:
                 w *= weight
             np.add.at(self.weight, where, w)
-        self.count += len(rot)
 
     def add(self, other: Backprojector) -> None:
         """Add another accumulator of the same grid (a share of the particles inserted elsewhere)."""
         self.data += other.data
         self.weight += other.weight
-        self.count += other.count
 
     def transform(self) -> tuple[np.ndarray, np.ndarray]:
         """``(data, weight)`` in ``rfftn`` layout ``(n, n, n//2 + 1)``, complex128 and float64, the ``x = 0``
@@ -199,6 +196,16 @@ class Grid:
         shells[shells > self.box // 2] = -1
         self.shells = shells
 
+    def divide(self, data: np.ndarray, weight: np.ndarray, per_shell: np.ndarray) -> np.ndarray:
+        """``data / max(weight + per_shell[shell], 1e-30)`` voxel by voxel; 0 beyond Nyquist."""
+        inside = self.shells >= 0
+        extra = np.where(inside, np.asarray(per_shell)[np.maximum(self.shells, 0)], np.inf)
+        return np.where(inside, data / np.maximum(weight + extra, 1e-30), 0)
+
+    def mean_weight(self, weight: np.ndarray) -> np.ndarray:
+        """The mean weight of each shell ``0 … box // 2``."""
+        return shell_mean(weight, self.shells, self.box // 2 + 1)
+
 
 def to_map(spectrum: np.ndarray, box: int, pad: int) -> np.ndarray:
     """A padded transform (``rfftn`` layout) back to a map of ``box³`` (float32), gridding corrected."""
@@ -215,19 +222,13 @@ def to_map(spectrum: np.ndarray, box: int, pad: int) -> np.ndarray:
 def half_map(data: np.ndarray, weight: np.ndarray, grid: Grid, floor: float = 1e-3) -> np.ndarray:
     """A half map: ``data / max(weight, floor · the shell's mean weight)`` (the floor only keeps voxels the
     particles hardly sampled from blowing up); nothing beyond Nyquist."""
-    count = grid.box // 2 + 1
-    low = floor * shell_mean(weight, grid.shells, count)
-    limit = np.where(grid.shells >= 0, low[np.maximum(grid.shells, 0)], np.inf)
-    spectrum = np.where(grid.shells >= 0, data / np.maximum(weight, np.maximum(limit, 1e-30)), 0)
-    return to_map(spectrum, grid.box, grid.pad)
+    low = floor * grid.mean_weight(weight)
+    raised = np.maximum(weight, np.where(grid.shells >= 0, low[np.maximum(grid.shells, 0)], 0))
+    return to_map(grid.divide(data, raised, np.zeros(len(low))), grid.box, grid.pad)
 
 
 def wiener_map(data: np.ndarray, weight: np.ndarray, grid: Grid, half_fsc: np.ndarray) -> np.ndarray:
     """The full map with a Wiener term from the half maps' FSC: ``data / (weight + τ)``, ``τ`` per shell the
     mean weight over the full map's SSNR ``2·FSC / (1 − FSC)`` (FSC clipped to [0.001, 0.999])."""
-    count = grid.box // 2 + 1
-    f = np.clip(np.asarray(half_fsc, np.float64)[:count], 1e-3, 0.999)
-    tau = shell_mean(weight, grid.shells, count) / (2 * f / (1 - f))
-    tau_voxel = np.where(grid.shells >= 0, tau[np.maximum(grid.shells, 0)], np.inf)
-    spectrum = np.where(grid.shells >= 0, data / np.maximum(weight + tau_voxel, 1e-30), 0)
-    return to_map(spectrum, grid.box, grid.pad)
+    f = np.clip(np.asarray(half_fsc, np.float64)[:grid.box // 2 + 1], 1e-3, 0.999)
+    return to_map(grid.divide(data, weight, grid.mean_weight(weight) / (2 * f / (1 - f))), grid.box, grid.pad)

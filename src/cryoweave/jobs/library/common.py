@@ -197,6 +197,15 @@ def iter_blobs(ctx: Any, particles: Dataset, prefix: str = "blob", chunk: int = 
         yield rows, read_blobs(headers, paths[rows], idx[rows])
 
 
+def shifts_px(particles: Dataset, psize: float, prefix: str = "alignments3D") -> np.ndarray:
+    """``<prefix>/shift`` in pixels of ``psize`` Å (the alignment's own ``psize_A``, where set, may differ)."""
+    shifts = particles[f"{prefix}/shift"].astype(np.float64)
+    if f"{prefix}/psize_A" in particles:
+        own = particles[f"{prefix}/psize_A"].astype(np.float64)
+        shifts = shifts * np.where(own > 0, own / psize, 1.0)[:, None]
+    return shifts
+
+
 def box_of(headers: dict[str, MrcHeader], what: str) -> tuple[int, int]:
     """The one image size the stacks share; an error naming the sizes when they differ."""
     sizes: dict[tuple[int, int], list[str]] = {}

@@ -51,6 +51,7 @@ from cryoweave.jobs.library.common import (
     check_indices,
     param,
     read_blobs,
+    shifts_px,
 )
 from cryoweave.jobs.library.fourier import default_workers, lowpass
 from cryoweave.jobs.library.maps import save_maps
@@ -172,15 +173,6 @@ def _values(values: np.ndarray) -> str:
     return ", ".join(f"{v:g}" for v in unique[:3]) + (" …" if len(unique) > 3 else "")
 
 
-def _shifts(particles: Dataset, psize: float) -> np.ndarray:
-    """``alignments3D/shift`` in pixels of the blob (the alignment's pixels may be another size)."""
-    shifts = particles["alignments3D/shift"].astype(np.float64)
-    if "alignments3D/psize_A" in particles:
-        own = particles["alignments3D/psize_A"].astype(np.float64)
-        shifts = shifts * np.where(own > 0, own / psize, 1.0)[:, None]
-    return shifts
-
-
 def _split(ctx: Any, particles: Dataset, params: dict[str, Any]) -> tuple[np.ndarray, bool]:
     """The half set of each particle (0: A, 1: B) and whether it was drawn at random here."""
     given = particles.get("alignments3D/split", None)
@@ -204,7 +196,7 @@ def _shares(particles: Dataset, headers: dict[str, MrcHeader], split: np.ndarray
     pad = int(params.get("padding_factor") or 2)
     ops = symmetry.operators(params.get("symmetry") or "C1")
     rotations = rotvec_to_matrix(particles["alignments3D/pose"].astype(np.float64))
-    shifts = _shifts(particles, psize)
+    shifts = shifts_px(particles, psize)
     sign = particles["blob/sign"].astype(np.float32) if "blob/sign" in particles else np.full(len(particles), -1.0)
     ctf = None
     if use_ctf:
@@ -274,7 +266,7 @@ def _run(ctx: Any) -> None:
     _window_radii(params)
     particles, headers, box, psize = _particles(ctx, use_ctf)
     split, drawn = _split(ctx, particles, params)
-    processes = min(default_workers(), 2 * max(1, default_workers() // 2)) if len(particles) >= PARALLEL_FROM else 1
+    processes = max(1, default_workers() // 2 * 2) if len(particles) >= PARALLEL_FROM else 1  # one or more per half
     counts = [int((split == h).sum()) for h in (0, 1)]
     inner, outer = _window_radii(params)
     window = f"{inner:g}–{outer:g}" if params.get("window", True) else "off"

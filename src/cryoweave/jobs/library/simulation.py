@@ -48,7 +48,15 @@ from cryoweave.errors import CryoweaveError, DataError, ParamError
 from cryoweave.formats.ctf import ctf, frequencies
 from cryoweave.formats.geometry import rotvec_to_matrix
 from cryoweave.formats.mrc import read_header, read_images
-from cryoweave.jobs.library.common import LibraryJob, StackOutput, check_files, check_float16, count_param, param
+from cryoweave.jobs.library.common import (
+    LibraryJob,
+    StackOutput,
+    check_files,
+    check_float16,
+    count_param,
+    param,
+    shifts_px,
+)
 from cryoweave.jobs.library.fourier import default_workers, fft_module
 from cryoweave.spec import result_fields
 
@@ -223,11 +231,7 @@ def _use_poses(align: Dataset, ctf_ds: Dataset, given: Dataset, psize: float) ->
     """Take the uids, poses, shifts (rescaled to this map's pixels) and splits of the given particles."""
     align["uid"] = ctf_ds["uid"] = given["uid"]
     align["alignments3D/pose"] = given["alignments3D/pose"]
-    shifts = given["alignments3D/shift"].astype(np.float64)
-    if "alignments3D/psize_A" in given:
-        own = given["alignments3D/psize_A"].astype(np.float64)
-        shifts = shifts * np.where(own > 0, own / psize, 1.0)[:, None]
-    align["alignments3D/shift"] = shifts
+    align["alignments3D/shift"] = shifts_px(given, psize)
     if "alignments3D/split" in given:
         align["alignments3D/split"] = given["alignments3D/split"]
 
