@@ -307,6 +307,7 @@ def test_upgrading_from_the_first_schema_fills_job_ancestry(tmp_path, database_u
             conn.exec_driver_sql("DROP TABLE job_parents")
             conn.exec_driver_sql("DROP TABLE lanes")
             conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN heartbeat_at")
+            conn.exec_driver_sql("ALTER TABLE projects DROP COLUMN keep_final_only")
             conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
     with Instance(home=tmp_path / "home", database_url=database_url, registry=registry) as inst:
         assert database.current_revision(inst.store.engine) == database.HEAD

@@ -87,3 +87,8 @@ class AttachError(CryoweaveError):
 
 class StoreError(CryoweaveError):
     """The instance database cannot be opened or used."""
+
+
+class UnsafePathError(CryoweaveError):
+    """A file to import or extract names a place outside its folder (``..``, an absolute path, a link
+    that leads out); nothing is written."""

@@ -112,11 +112,27 @@ def mark_completed() -> Change:
     return change
 
 
+def set_final(final: bool = True) -> Change:
+    """Mark a completed job final (its results are the ones to keep), or unmark it.
+
+    Data cleanup keeps final jobs and every job they depend on; a final job cannot be cleared.
+    """
+    def change(tx: ProjectTx, record: JobRecord) -> str:
+        if final and record.status != JobStatus.COMPLETED:
+            raise StatusError(f"job {record.uid} is {record.status.value}; only a completed job can be marked final")
+        record.final = final
+        return "marked final" if final else "no longer marked final"
+    return change
+
+
 def clear() -> Change:
     """Back to building: outputs and the files the job made are removed; params and inputs kept."""
     def change(tx: ProjectTx, record: JobRecord) -> str:
         if record.status == JobStatus.BUILDING:
             raise StatusError(f"job {record.uid} is already building; there is nothing to clear")
+        if record.final:
+            raise StatusError(f"job {record.uid} is marked final; unmark it before clearing it "
+                              f"(cryoweave job mark-final {tx.uid} {record.uid} --unset)")
         check_transition(record.uid, record.status, JobStatus.BUILDING)
         old = record.status
         folder = tx.directory.path / record.uid

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryoweave.builder import usage
 from cryoweave.builder.bindings import Lookup, bind_inputs, cached, group_results
 from cryoweave.builder.edits import Change, editable, transition
 from cryoweave.builder.loading import resolve
@@ -177,11 +178,26 @@ def finish(error: str | None = None, token: str | None = None) -> Change:
                     record.run = record.run.model_copy(update={"message": f"never saved {', '.join(unsaved)}"})
                 return transition(JobStatus.FAILED, f"output{'s' * (len(unsaved) > 1)} {', '.join(unsaved)} "
                                   "never saved")(tx, record)
-            return transition(JobStatus.COMPLETED)(tx, record)
+            done = transition(JobStatus.COMPLETED)(tx, record)
+            if tx.row.keep_final_only:
+                done += keep_final_only(tx, record)
+            return done
         if record.run is not None:
             record.run = record.run.model_copy(update={"message": error})
         return transition(JobStatus.FAILED, error)(tx, record)
     return change
+
+
+def keep_final_only(tx: ProjectTx, record: JobRecord) -> str:
+    """The project's policy at a job's completion: its intermediate results that no job uses are deleted."""
+    records = tx.records()
+    records[record.uid] = record
+    plan = usage.plan_intermediate(tx.directory.path, record, records)
+    if not plan.tables:
+        return ""
+    freed = usage.apply_intermediate(tx.directory.path, record, plan)
+    versions = "; ".join(f"{g} {', '.join(map(str, v))}" for g, v in plan.versions.items())
+    return f"; intermediate results deleted (project policy keep final only): versions {versions}, {freed:,} bytes"
 
 
 def _external(record: JobRecord, what: str) -> None:

@@ -167,7 +167,7 @@ def job_data(job: Job) -> dict[str, Any]:
         entry["results"] = {r: result.model_dump(mode="json") for r, result in group.results.items()}
     times = sorted(record.status_times.items(), key=lambda item: item[1])
     return {"project": job.project.uid, "uid": record.uid, "type": record.type, "title": record.title,
-            "description": record.description, "status": record.status.value,
+            "description": record.description, "status": record.status.value, "final": record.final,
             "status_times": {status.value: time for status, time in times}, "workspaces": record.workspaces,
             "created_at": record.created_at, "updated_at": record.updated_at, "params": params,
             "inputs": inputs, "outputs": outputs, "run": run_data(record)}
@@ -179,7 +179,7 @@ def _print_job(data: dict[str, Any]) -> None:
     out = console()
     out.print(f"[bold]{escape(data['project'])} {escape(data['uid'])}[/bold]  {escape(data['title'])}  "
               f"({escape(data['type'])})")
-    print_fields([("status", data["status"]),
+    print_fields([("status", data["status"] + (" (final)" if data["final"] else "")),
                   *((f"  {status}", when(time)) for status, time in data["status_times"].items()),
                   ("workspaces", ", ".join(data["workspaces"])), ("description", data["description"]),
                   ("created", when(data["created_at"])), ("updated", when(data["updated_at"]))])

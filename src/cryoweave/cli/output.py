@@ -93,3 +93,17 @@ def print_heading(text: str) -> None:
 def say(text: str) -> None:
     """A one-line confirmation (``J3 created in P1 ...``)."""
     typer.echo(text)
+
+
+def confirm(question: str, refusal: str) -> None:
+    """Ask before deleting: a yes/no prompt at a terminal; elsewhere, refuse with ``refusal`` (say --yes)."""
+    import sys
+
+    from cryoweave.errors import CryoweaveError
+
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        if typer.confirm(question, default=False):
+            return
+        raise CryoweaveError("nothing was changed")
+    raise CryoweaveError(refusal)
+

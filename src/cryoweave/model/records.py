@@ -162,6 +162,8 @@ class ProjectRecord(Record):
     created_at: dt.datetime
     updated_at: dt.datetime
     archived: bool = False
+    keep_final_only: bool = Field(False, description="when a job completes, delete the versions of its outputs "
+                                  "before the final one that no other job uses")
 
 
 class RunInfo(Record):
@@ -201,6 +203,7 @@ class JobRecord(Record):
     outputs: dict[str, OutputGroup] = Field(default_factory=dict)
     status_times: dict[JobStatus, dt.datetime] = Field(default_factory=dict)
     run: RunInfo | None = None
+    final: bool = Field(False, description="marked final: kept by data cleanup, with every job it depends on")
     created_at: dt.datetime
     updated_at: dt.datetime
     spec: JobTypeSpec

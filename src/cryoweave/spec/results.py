@@ -211,6 +211,16 @@ def result_fields(slot_name: str, dtype: str | None = None,
     return [(f"{slot_name}/{f[0]}", *f[1:]) for f in rt.fields]  # type: ignore[misc]
 
 
+def is_path_field(name: str) -> bool:
+    """Whether a field names files by its name: ``<result>/path`` or ``<result>/…_path`` (when it holds text).
+
+    >>> is_path_field("blob/path"), is_path_field("location/micrograph_path"), is_path_field("ctf/df1_A")
+    (True, True, False)
+    """
+    result, sep, last = name.rpartition("/")
+    return bool(result and sep) and (last == "path" or last.endswith("_path"))
+
+
 def result_type_string(datatype: str | Datatype, dtype: str) -> str:
     """The group-qualified result type written in ``.csg`` files, ``<datatype>.<dtype>``.
 

@@ -88,7 +88,8 @@ def _import(store: Store, conn, where: Path, content: ProjectFiles) -> ProjectIn
     job_numbers = [r.number for r in content.jobs]
     conn.execute(insert(projects).values(
         number=number, title=title, description=content.project.description, directory=str(where),
-        archived=content.project.archived, next_workspace=max(ws_numbers, default=0) + 1,
+        archived=content.project.archived,
+        keep_final_only=content.project.keep_final_only, next_workspace=max(ws_numbers, default=0) + 1,
         next_job=max(job_numbers, default=0) + 1, created_at=now, updated_at=now))
     project_id = conn.execute(select(projects.c.id).where(projects.c.number == number)).scalar_one()
     if content.workspaces:

@@ -37,6 +37,7 @@ projects = Table(
     Column("description", Text, nullable=False, default=""),
     Column("directory", Text, nullable=False, unique=True),
     Column("archived", Boolean, nullable=False, default=False),
+    Column("keep_final_only", Boolean, nullable=False, default=False),
     Column("next_workspace", Integer, nullable=False, default=1),
     Column("next_job", Integer, nullable=False, default=1),
     Column("created_at", DateTime(timezone=True), nullable=False),

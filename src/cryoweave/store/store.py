@@ -153,7 +153,7 @@ class Store:
         return found[0]
 
     def update_project(self, uid: str, *, title: str | None = None, description: str | None = None,
-                       archived: bool | None = None) -> ProjectInfo:
+                       archived: bool | None = None, keep_final_only: bool | None = None) -> ProjectInfo:
         with self.project(uid) as tx:
             if archived is None or archived:  # unarchiving is the one change an archived project takes
                 tx.require_writable()
@@ -162,6 +162,8 @@ class Store:
             values = _label_changes("project", title, description)
             if archived is not None:
                 values["archived"] = archived
+            if keep_final_only is not None:
+                values["keep_final_only"] = keep_final_only
             tx.conn.execute(update(projects).where(projects.c.id == tx.row.id).values(**values))
             tx.export_project()
         return self.get_project(uid)
@@ -186,8 +188,10 @@ class Store:
             return next(w for w in tx.workspaces() if w.uid == f"W{parse_uid(workspace, 'W', 'workspace')}")
 
     # ------------------------------------------------------------------ jobs
-    def create_job(self, project: str, build: Callable[[ProjectTx, str], JobRecord]) -> JobRecord:
-        """A new job numbered in its project; ``build(tx, uid)`` makes its record (checks included)."""
+    def create_job(self, project: str, build: Callable[[ProjectTx, str], JobRecord],
+                   after: Callable[[ProjectTx, int, JobRecord], None] | None = None) -> JobRecord:
+        """A new job numbered in its project; ``build(tx, uid)`` makes its record (checks included);
+        ``after(tx, job_id, record)``, if given, adds to it in the same transaction (events of an import)."""
         with self.project(project) as tx:
             tx.require_writable()
             number = tx.row.next_job
@@ -198,6 +202,8 @@ class Store:
                 record=record.model_dump_json()))
             tx.conn.execute(update(projects).where(projects.c.id == tx.row.id).values(next_job=number + 1))
             tx.save_job(result.inserted_primary_key[0], record, f"created ({record.type})")
+            if after is not None:
+                after(tx, result.inserted_primary_key[0], record)
             return record
 
     def edit_job(self, project: str, job: str, change: Callable[[ProjectTx, JobRecord], str | None]) -> JobRecord:
@@ -212,6 +218,11 @@ class Store:
     def get_job(self, project: str, job: str) -> JobRecord:
         with self.project(project, write=False) as tx:
             return tx.job(job)[1]
+
+    def job_records(self, project: str) -> dict[str, JobRecord]:
+        """Every job record of a project, by uid, in number order (one read)."""
+        with self.project(project, write=False) as tx:
+            return tx.records()
 
     def job_events(self, project: str, job: str) -> list[Event]:
         with self.project(project, write=False) as tx:
@@ -268,6 +279,7 @@ class Store:
                 tx.export_project()
                 tx.export_workspaces()
             tx.conn.execute(delete(projects).where(projects.c.id == tx.row.id))
+            tx.conn.execute(delete(instance_meta).where(instance_meta.c.key == f"archive:{tx.uid}"))
         # Only once the rows are gone: a failed commit must leave the files and the lock as they were;
         # and a directory another instance now holds is left to it.
         if delete_files and present:

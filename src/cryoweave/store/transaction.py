@@ -35,10 +35,12 @@ class ProjectInfo:
     updated_at: dt.datetime
     jobs: int = 0
     workspaces: int = 0
+    keep_final_only: bool = False
 
     def record(self) -> ProjectRecord:
         return ProjectRecord(uid=self.uid, title=self.title, description=self.description,
-                             created_at=self.created_at, updated_at=self.updated_at, archived=self.archived)
+                             created_at=self.created_at, updated_at=self.updated_at, archived=self.archived,
+                             keep_final_only=self.keep_final_only)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,8 @@ def project_info(row: Any, jobs_count: int = 0, workspaces_count: int = 0) -> Pr
     return ProjectInfo(uid=f"P{row.number}", title=row.title, description=row.description,
                        directory=Path(row.directory), archived=bool(row.archived),
                        created_at=aware(row.created_at), updated_at=aware(row.updated_at),
-                       jobs=jobs_count, workspaces=workspaces_count)
+                       jobs=jobs_count, workspaces=workspaces_count,
+                       keep_final_only=bool(getattr(row, "keep_final_only", False)))
 
 
 def input_parents(record: JobRecord) -> set[int]:
@@ -158,6 +161,12 @@ class ProjectTx:
         if row is None:
             raise NotFoundError(f"project {self.uid} has no job J{number}")
         return row.id, JobRecord.model_validate_json(row.record)
+
+    def records(self) -> dict[str, JobRecord]:
+        """Every job record of the project, by uid, in number order (one query)."""
+        rows = self.conn.execute(select(jobs.c.number, jobs.c.record).where(jobs.c.project_id == self.row.id)
+                                 .order_by(jobs.c.number)).all()
+        return {f"J{r.number}": JobRecord.model_validate_json(r.record) for r in rows}
 
     def ancestors(self, record: JobRecord) -> set[str]:
         """Every job a job depends on through its inputs, directly or not (one recursive query)."""
