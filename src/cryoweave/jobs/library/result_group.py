@@ -12,7 +12,11 @@ Checked before anything is written:
   folder (no absolute path, no ``..``, no symlink leading out: :func:`~cryoweave.formats.csg.contained_metafiles`);
 * each metafile exists, is a ``.cs`` table, and holds as many items as its ``num_items`` says;
 * the data files its tables name exist. Paths in the tables starting with ``>`` are relative to the
-  ``.csg``'s folder and are rewritten project-relative (when inside the project) or absolute; other
+  ``.csg``'s folder (a group exported by ``cryoweave export group`` names its data so) and are
+  rewritten project-relative (when inside the project) or absolute. Such a path may not climb out of
+  the folder (``..``), and a file it names that is a link leading out of the folder (a linked export
+  holds links to the data of the project it came from) is refused unless ``allow_links`` is set:
+  whoever made the folder chose what those links read. Other
   relative paths are project-relative and stay as they are (also looked for in the project holding
   the ``.csg`` when it lies in a job folder ``J<n>`` of another project). ``<result>/path`` files must
   exist ("Unable to find data referenced by cs files"); a missing file named by any other path field
@@ -27,16 +31,17 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
 from cryoweave.dataset import Dataset
-from cryoweave.errors import CryoweaveError, DataError, DatasetLoadError, FormatError, ParamError
+from cryoweave.errors import CryoweaveError, DataError, DatasetLoadError, FormatError, ParamError, UnsafePathError
 from cryoweave.formats.csg import ResultGroupFile, contained_metafiles, read_csg
 from cryoweave.jobs.library.common import LibraryJob, listing, param
 from cryoweave.spec import result_fields
+from cryoweave.spec.results import is_path_field
 
 JOB_FOLDER = re.compile(r"^J\d+$")
 
@@ -54,8 +59,7 @@ def complete(dataset: Dataset, name: str, dtype: str, datatype: str) -> list[str
 
 def path_fields(dataset: Dataset) -> list[str]:
     """The fields that hold file paths: ``<result>/path`` and ``<result>/…_path`` text fields."""
-    return [f for f in dataset.fields() if "/" in f and dataset[f].dtype.kind in "OSU"
-            and (f.rsplit("/", 1)[1] == "path" or f.endswith("_path"))]
+    return [f for f in dataset.fields() if is_path_field(f) and dataset[f].dtype.kind in "OSU"]
 
 
 def text_of(values: Any) -> np.ndarray:
@@ -111,10 +115,12 @@ def load_group(group: ResultGroupFile) -> Dataset:
     return data
 
 
-def rewrite_paths(ctx: Any, group: ResultGroupFile, data: Dataset) -> tuple[list[str], list[str]]:
+def rewrite_paths(ctx: Any, group: ResultGroupFile, data: Dataset, *,
+                  allow_links: bool = False) -> tuple[list[str], list[str]]:
     """Rewrite the table's ``>`` paths for this project, in place; the data files that are missing:
     (those of ``<result>/path`` fields, those of other path fields)."""
     folder = group.path.parent
+    guard = _Containment(group.path, allow_links)
     elsewhere = folder.parent if JOB_FOLDER.match(folder.name) else None
     required: list[str] = []
     optional: list[str] = []
@@ -123,12 +129,35 @@ def rewrite_paths(ctx: Any, group: ResultGroupFile, data: Dataset) -> tuple[list
         uniques, inverse = np.unique(values.astype(str), return_inverse=True)
         new = []
         for text in uniques.tolist():
+            guard.check(field, text)
             out, exists = _one_path(ctx, text, folder, elsewhere)
             new.append(out)
             if not exists:
                 (required if field.rsplit("/", 1)[1] == "path" else optional).append(str(ctx.file(out)))
         data[field] = np.array(new, dtype=object)[inverse.reshape(-1)] if len(values) else values
     return sorted(set(required)), sorted(set(optional))
+
+
+class _Containment:
+    """Refuses ``>`` paths that climb out of the ``.csg``'s folder, and links leading out unless allowed."""
+
+    def __init__(self, csg: Path, allow_links: bool):
+        self.csg, self.allow_links = csg, allow_links
+        self.top = os.path.realpath(csg.parent)
+
+    def check(self, field: str, text: str) -> None:
+        if not text.startswith(">"):
+            return
+        rest = text[1:].lstrip("/")
+        if ".." in PurePosixPath(rest.replace("\\", "/")).parts:
+            raise UnsafePathError(f"{self.csg}: {field} names {text!r}, which climbs out of the .csg's folder "
+                                  "with '..'; a '>' path names a file in that folder or below it")
+        real = os.path.realpath(self.csg.parent / rest)
+        if self.allow_links or os.path.commonpath([real, self.top]) == self.top:
+            return
+        raise UnsafePathError(f"{self.csg}: {field} names {text!r}, a link to {real}, outside the .csg's folder; "
+                              "links that lead out are refused unless you trust where the folder came from (set "
+                              "parameter allow_links=true), or export the group with its data copied (--copy-data)")
 
 
 def _one_path(ctx: Any, text: str, folder: Path, elsewhere: Path | None) -> tuple[str, bool]:
@@ -155,7 +184,7 @@ def run(ctx: Any) -> None:
     files = contained_metafiles(group)
     check_num_items(group, _item_counts(group, files))
     data = load_group(group)
-    required, optional = rewrite_paths(ctx, group, data)
+    required, optional = rewrite_paths(ctx, group, data, allow_links=bool(ctx.params.get("allow_links")))
     if required:
         raise DataError(f"Unable to find data referenced by cs files: {len(required):,} of the data files named by "
                         f"the tables of {group.path} are missing: {listing(required)}")
@@ -182,7 +211,10 @@ SPEC = {
     "category": "import",
     "run_outputs": "one output, named and typed as the .csg's group (e.g. particles), one slot per result",
     "params": [param("csg_path", "path", "The .csg file to import; the .cs files it names must lie in its "
-                                         "folder (or below)")],
+                                         "folder (or below)"),
+               param("allow_links", "boolean", "Accept data files that are links leading out of the .csg's "
+                                               "folder (a group exported with its data linked); only for a "
+                                               "folder you trust", default=False)],
 }
 
 JOBS = [LibraryJob(SPEC, run)]
