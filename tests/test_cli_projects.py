@@ -444,14 +444,20 @@ def test_archive_rename_and_delete(instances, tmp_path):
 # ------------------------------------------------------------------------------------------- help
 VERBS = {
     "instance": ["info"],
-    "project": ["create", "list", "info", "rename", "archive", "unarchive", "delete", "detach", "attach"],
+    "project": ["create", "list", "info", "rename", "archive", "unarchive", "delete", "detach", "attach",
+                # data management (cryoweave.cli.cleaning and checking; tests in test_manage_*.py)
+                "clear-intermediate", "cleanup", "policy", "check", "relink"],
     "workspace": ["create", "list", "rename"],
     "job": ["types", "spec", "create", "list", "info", "set-param", "clear-param", "connect", "disconnect",
             "mark-completed", "clear", "events",
             # the job builder's verbs (cryoweave.cli.builder, tested in test_cli_builder.py)
             "inputs", "connect-result", "clear-slot", "outputs", "export-output",
             # running jobs (cryoweave.cli.running, tested in test_cli_running.py)
-            "queue", "run", "wait", "kill", "restart", "clone", "log", "show"],
+            "queue", "run", "wait", "kill", "restart", "clone", "log", "show",
+            # data management (cryoweave.cli.cleaning, tested in test_manage_clearing.py)
+            "mark-final", "clear-intermediate"],
+    "export": ["job", "group"],
+    "import": ["job"],
     "lane": ["list", "add-cluster", "add-local", "remove", "info", "render"],
 }
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cryoweave.api.managing import JobData, ProjectData
 from cryoweave.api.running import LaneMethods, RunMethods
 from cryoweave.builder import edits, lifecycle, wiring
 from cryoweave.builder.bindings import InputBinding, bind_inputs
@@ -72,8 +73,18 @@ class Instance(LaneMethods):
     def project(self, uid: str) -> Project:
         return Project(self, self.store.get_project(uid).uid)
 
-    def attach(self, directory: str | os.PathLike, *, take_over: bool = False) -> Project:
-        """Bring a project directory (copied, moved, or from another instance) into this instance."""
+    def attach(self, directory: str | os.PathLike, *, take_over: bool = False, to: str | os.PathLike | None = None,
+               allow_links: bool = False) -> Project:
+        """Bring a project directory (copied, moved, or from another instance) into this instance.
+
+        An archive (``.tar``, ``.tar.zst``, ``.tar.gz`` made by ``Project.archive(dest)``) is checked,
+        extracted safely into a new folder inside ``to`` and attached writable; links in it that lead out
+        of the project (to raw data) are refused unless ``allow_links``.
+        """
+        if to is not None:
+            from cryoweave.manage.archive import attach_archive
+
+            return Project(self, attach_archive(self.store, directory, to, allow_links=allow_links).uid)
         return Project(self, attach(self.store, directory, take_over=take_over).uid)
 
     def job_types(self) -> list[JobTypeSpec]:
@@ -92,7 +103,7 @@ class Instance(LaneMethods):
         return self.registry.get(type).spec
 
 
-class Project:
+class Project(ProjectData):
     def __init__(self, instance: Instance, uid: str):
         self.instance, self.uid = instance, uid
         self._store = instance.store
@@ -125,13 +136,6 @@ class Project:
 
     def set_description(self, description: str) -> None:
         self._store.update_project(self.uid, description=description)
-
-    def archive(self) -> None:
-        """Make the project read-only."""
-        self._store.update_project(self.uid, archived=True)
-
-    def unarchive(self) -> None:
-        self._store.update_project(self.uid, archived=False)
 
     def detach(self) -> Path:
         """Release the project from this instance; its directory can then be attached anywhere."""
@@ -211,7 +215,7 @@ class Workspace:
         return self.project.create_job(type, workspace=self.uid, **kwargs)
 
 
-class Job(RunMethods):
+class Job(RunMethods, JobData):
     """A job; its record is read when the object is made and after each change (``refresh()``)."""
 
     def __init__(self, project: Project, record: JobRecord):

@@ -11,6 +11,8 @@ import sys
 import typer
 
 from cryoweave.cli import builder as _builder  # noqa: F401  (adds its verbs to the job app)
+from cryoweave.cli import checking as _checking  # noqa: F401  (adds check and relink to the project app)
+from cryoweave.cli import cleaning as _cleaning  # noqa: F401  (clearing verbs on the job and project apps)
 from cryoweave.cli import joblog as _joblog  # noqa: F401  (adds job log to the job app)
 from cryoweave.cli import running as _running  # adds its verbs to the job app; the scheduler command
 from cryoweave.cli.dataset import app as dataset_app
@@ -18,6 +20,8 @@ from cryoweave.cli.instance import app as instance_app
 from cryoweave.cli.job import app as job_app
 from cryoweave.cli.lane import app as lane_app
 from cryoweave.cli.project import app as project_app
+from cryoweave.cli.storage import storage as _storage
+from cryoweave.cli.transfer import export_app, import_app
 from cryoweave.cli.workspace import app as workspace_app
 from cryoweave.errors import CryoweaveError
 
@@ -35,7 +39,10 @@ app.add_typer(workspace_app, name="workspace")
 app.add_typer(job_app, name="job")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(lane_app, name="lane")
+app.add_typer(export_app, name="export")
+app.add_typer(import_app, name="import")
 app.command("scheduler")(_running.scheduler)
+app.command("storage")(_storage)
 
 
 def _print_version(value: bool) -> None:
