@@ -42,6 +42,9 @@ bench: $(VENV)/.test
 	$(PY) benchmarks/bench_reconstruct.py --cryodrgn-python .venv-cryodrgn/bin/python --out bench-output
 	bash scripts/test-services.sh
 	$(PY) benchmarks/bench_store.py
+	$(PY) benchmarks/bench_storage.py --out bench-output/storage
+	$(PY) benchmarks/bench_export.py --out bench-output/export
+	$(PY) benchmarks/bench_check.py --out bench-output/check
 
 clean:
 	rm -rf $(VENV) .venv-cryodrgn build src/*.egg-info .pytest_cache .ruff_cache .hypothesis demo-output \

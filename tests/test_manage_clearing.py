@@ -236,3 +236,18 @@ def test_cli_asks_before_deleting(tmp_path):
     assert marked.returncode == 0 and "marked final" in marked.stdout
     policy = _cli(home, "project", "policy", "P1", "--keep-final-only", "--json")
     assert json.loads(policy.stdout)["keep_final_only"] is True
+
+
+def test_clearing_one_job_refuses_while_jobs_that_ran_use_it(tmp_path):
+    _, project = build(tmp_path)
+    pdir = project.directory
+    with pytest.raises(StatusError, match=r"J1 is not cleared: J2, J3 use its results"):
+        project.job("J1").clear()
+    with pytest.raises(StatusError, match=r"J7 is not cleared: J8 uses its results .*--descendants"):
+        project.job("J7").clear()
+    assert (pdir / "J7" / "J7_particles.cs").exists()
+    project.job("J8").clear()
+    project.job("J7").clear()  # nothing that ran uses it any more
+    assert not (pdir / "J7" / "J7_particles.cs").exists()
+    project.job("J4").clear()  # J5 is connected to it but still building: it will take J4's next outputs
+    assert project.job("J4").status == "building"

@@ -30,7 +30,9 @@ from pathlib import Path
 from cryoweave.dataset import Dataset
 from cryoweave.errors import CryoweaveError
 from cryoweave.model.records import JobRecord, OutputGroup, ResultRef
+from cryoweave.model.status import JobStatus
 from cryoweave.spec.results import is_path_field
+from cryoweave.store.transaction import input_parents
 
 
 def version_files(group: OutputGroup, version: int) -> set[str]:
@@ -101,6 +103,60 @@ def metafile_users(records: Mapping[str, JobRecord]) -> dict[str, set[str]]:
         for metafile in used_files(record, records):
             users.setdefault(metafile, set()).add(uid)
     return users
+
+
+def ancestors(records: Mapping[str, JobRecord], uids: Iterable[str]) -> set[str]:
+    """Every job the given jobs depend on through their inputs, directly or not."""
+    seen: set[str] = set()
+    todo = list(uids)
+    while todo:
+        record = records.get(todo.pop())
+        for parent in input_parents(record) if record is not None else ():
+            if f"J{parent}" not in seen:
+                seen.add(f"J{parent}")
+                todo.append(f"J{parent}")
+    return seen
+
+
+def blockers(project_dir: Path, records: Mapping[str, JobRecord], chosen: set[str], *, strict: bool,
+             paths: dict[str, set[str]] | None = None) -> dict[str, set[str]]:
+    """For each job in ``chosen`` (to be cleared together), the jobs that stay and still use its files.
+
+    A job is blocked by a staying job that passes its results through or is connected to them, or whose
+    tables name one of its files (a stack, a map), directly or through a link (an import of files that lie
+    in another job's folder). ``strict`` (bulk cleanup): every job that stays counts; otherwise (clearing jobs
+    the user picked, to run them again) only completed, queued and running ones: a building, killed or
+    failed job takes the new outputs when it is run again.
+    """
+    paths = {} if paths is None else paths
+    owner = {m: uid for uid in chosen for m in own_files(records[uid])}
+    where: dict[str, str | None] = {}
+    blocked: dict[str, set[str]] = {}
+    for uid, record in records.items():
+        if uid in chosen or not (strict or record.status == JobStatus.COMPLETED or record.status.active):
+            continue
+        for metafile in own_files(record) | used_files(record, records):
+            if metafile in owner:
+                blocked.setdefault(owner[metafile], set()).add(uid)
+                continue
+            if metafile not in paths:
+                paths[metafile] = data_paths(project_dir, metafile)
+            for path in paths[metafile]:
+                if path not in where:
+                    where[path] = job_folder(project_dir, path)
+                if where[path] in chosen:
+                    blocked.setdefault(where[path], set()).add(uid)  # type: ignore[arg-type]
+    return blocked
+
+
+def job_folder(project_dir: Path, path: str) -> str | None:
+    """The job folder (``J6``) a data path's file really lies in, links followed; None outside any."""
+    real = Path(os.path.realpath(project_dir / path))
+    try:
+        top = real.relative_to(os.path.realpath(project_dir)).parts[0]
+    except (ValueError, IndexError):
+        return None
+    return top if top.startswith("J") and top[1:].isdigit() else None
 
 
 def data_paths(project_dir: Path, metafile: str) -> set[str]:
@@ -178,9 +234,11 @@ def plan_intermediate(project_dir: Path, record: JobRecord, records: Mapping[str
     folder = record.uid + "/"
     every = set(users).union(*(own_files(r) for r in records.values()))
     in_use = every - doomed  # every table that stays, anywhere in the project
-    still_named = {p for m in in_use for p in named(m) if p.startswith(folder)}
+    real = os.path.realpath
+    still_named = {real(project_dir / p) for m in in_use for p in named(m)}  # links followed
     candidates = set().union(*(named(m) for m in doomed))
-    plan.data = sorted(p for p in candidates if p.startswith(folder) and p not in still_named)
+    plan.data = sorted(p for p in candidates if p.startswith(folder) and job_folder(project_dir, p) == record.uid
+                       and real(project_dir / p) not in still_named)
     return plan
 
 

@@ -37,7 +37,7 @@ from cryoweave.model.records import JobRecord
 from cryoweave.model.status import JobStatus
 from cryoweave.run import actions
 from cryoweave.store import ProjectTx, Store
-from cryoweave.store.transaction import input_parents, parse_uid
+from cryoweave.store.transaction import parse_uid
 
 
 class Action(enum.StrEnum):
@@ -172,20 +172,6 @@ def _apply_intermediate(store: Store, project: str, uid: str, paths: dict[str, s
 
 
 # ------------------------------------------------------------------------------------------ cleanup
-def ancestors(records: dict[str, JobRecord], uids: Iterable[str]) -> set[str]:
-    """Every job the given jobs depend on through their inputs, directly or not."""
-    seen: set[str] = set()
-    todo = list(uids)
-    while todo:
-        record = records.get(todo.pop())
-        for parent in input_parents(record) if record is not None else ():
-            uid = f"J{parent}"
-            if uid not in seen:
-                seen.add(uid)
-                todo.append(uid)
-    return seen
-
-
 def _candidates(records: dict[str, JobRecord], action: Action) -> tuple[set[str], dict[str, str]]:
     ended = {u for u, r in records.items() if r.status in actions.ENDED and not r.final}
     if action == Action.FAILED:
@@ -194,29 +180,8 @@ def _candidates(records: dict[str, JobRecord], action: Action) -> tuple[set[str]
     if not finals:
         raise StatusError("no job of this project is marked final, so every job would be cleared; mark the jobs "
                           "whose results you keep first (cryoweave job mark-final P J), then clean up")
-    needed = ancestors(records, finals)
+    needed = usage.ancestors(records, finals)
     return ended - needed, {u: "an ancestor of a final job" for u in ended & needed}
-
-
-def _blockers(project_dir: Path, records: dict[str, JobRecord], chosen: set[str],
-              paths: dict[str, set[str]]) -> dict[str, set[str]]:
-    """For each chosen job, the jobs that stay and use its tables or name its data files."""
-    blocked: dict[str, set[str]] = {}
-    owner = {m: uid for uid in chosen for m in usage.own_files(records[uid])}
-    for uid, record in records.items():
-        if uid in chosen:
-            continue
-        tables = usage.own_files(record) | usage.used_files(record, records)
-        for metafile in tables:
-            if metafile in owner:
-                blocked.setdefault(owner[metafile], set()).add(uid)
-            if metafile not in paths:
-                paths[metafile] = usage.data_paths(project_dir, metafile)
-            for path in paths[metafile]:
-                top = path.split("/", 1)[0]
-                if top in chosen and top != uid:
-                    blocked.setdefault(top, set()).add(uid)
-    return blocked
 
 
 def cleanup(store: Store, project: str, action: Action | str, *, dry_run: bool = False) -> ClearingReport:
@@ -230,7 +195,7 @@ def cleanup(store: Store, project: str, action: Action | str, *, dry_run: bool =
     chosen, skipped = _candidates(records, action)
     paths: dict[str, set[str]] = {}
     while True:  # a kept job keeps what it uses: repeat until nothing more is kept
-        blocked = _blockers(info.directory, records, chosen, paths)
+        blocked = usage.blockers(info.directory, records, chosen, strict=True, paths=paths)
         if not blocked:
             break
         for uid, by in blocked.items():
@@ -240,10 +205,10 @@ def cleanup(store: Store, project: str, action: Action | str, *, dry_run: bool =
     for uid in sorted(chosen, key=lambda u: int(u[1:])):
         record = records[uid]
         files = folder_files(info.directory, uid)
-        entry = JobClearing(uid, record.type, record.title, files, freed_bytes(info.directory / f for f in files))
-        if not dry_run:
-            actions.clear(store, info.uid, uid)
-        report.jobs.append(entry)
+        report.jobs.append(JobClearing(uid, record.type, record.title, files,
+                                       freed_bytes(info.directory / f for f in files)))
+    if not dry_run and report.jobs:
+        actions.clear_jobs(store, info.uid, [j.job for j in report.jobs])
     return report
 
 

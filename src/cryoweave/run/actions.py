@@ -11,7 +11,7 @@ import socket
 import time
 from pathlib import Path
 
-from cryoweave.builder import edits, lifecycle
+from cryoweave.builder import edits, lifecycle, usage
 from cryoweave.errors import CryoweaveError, ParamError, StatusError
 from cryoweave.model.lanes import ClusterLane
 from cryoweave.model.records import JobRecord, RunInfo
@@ -134,12 +134,35 @@ def clear(store: Store, project: str, job: str, *, descendants: bool = False) ->
     uids = [root.uid]
     if descendants:
         uids += tables.descendants(store, project, job)
+    return clear_jobs(store, project, uids)
+
+
+def clear_jobs(store: Store, project: str, uids: list[str]) -> list[JobRecord]:
+    """Clear these jobs together (those not building): refused if any is running, or if a job that has run
+    and is not among them still uses their files."""
     records = [store.get_job(project, uid) for uid in uids]
     busy = [r.uid for r in records if r.status.active]
     if busy:
         raise StatusError(f"{', '.join(busy)} {'is' if len(busy) == 1 else 'are'} queued or running; kill "
                           f"{'it' if len(busy) == 1 else 'them'} before clearing")
+    _still_used(store, project, {r.uid for r in records if r.status != JobStatus.BUILDING})
     return [store.edit_job(project, r.uid, _clear_one(r)) for r in records if r.status != JobStatus.BUILDING]
+
+
+def _still_used(store: Store, project: str, chosen: set[str]) -> None:
+    """Refuse to clear jobs whose files completed, queued or running jobs (that stay) still use: passthroughs,
+    connections, data files their tables name. Clearing them with their descendants is the way."""
+    if not chosen:
+        return
+    blocked = usage.blockers(store.get_project(project).directory, store.job_records(project), chosen,
+                             strict=False)
+    if blocked:
+        uid, users = min(blocked.items(), key=lambda kv: int(kv[0][1:]))
+        named = ", ".join(sorted(users, key=lambda u: int(u[1:])))
+        raise StatusError(f"{uid} is not cleared: {named} {'uses' if len(users) == 1 else 'use'} its results or "
+                          f"files (passed through, connected, or named by their tables); clear "
+                          f"{'it' if len(users) == 1 else 'them'} too (cryoweave job clear {project} {uid} "
+                          "--descendants), or leave it")
 
 
 def restart(store: Store, project: str, job: str) -> JobRecord:
