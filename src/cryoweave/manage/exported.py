@@ -17,17 +17,16 @@ folder describes its own). The file is JSON with a kind and a schema version of 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cryoweave.errors import RecordError
+from cryoweave.model import files
 from cryoweave.model.jobspec import JobTypeSpec
 
 KIND = "exported_job"
-SCHEMA_VERSION = 1
 RECORD_NAME = "job.json"
 EVENTS_NAME = "events.jsonl"
 LOG_NAME = "job.log"
@@ -72,8 +71,6 @@ class ExportedGroup(_Model):
 class ExportedJob(_Model):
     """The content of an exported job's ``job.json``."""
 
-    kind: Literal["exported_job"]
-    schema_version: int
     source: ExportSource
     type: str
     title: str = ""
@@ -87,28 +84,23 @@ class ExportedJob(_Model):
 
 
 def dump_exported(job: ExportedJob) -> bytes:
-    return (json.dumps(job.model_dump(mode="json"), indent=1, ensure_ascii=False, sort_keys=False) + "\n").encode()
+    return files.dump_record(KIND, job)
 
 
 def load_exported(path: Path) -> ExportedJob:
     """Read and check an exported job's ``job.json`` (kind, schema version, fields)."""
     try:
-        document = json.loads(path.read_bytes())
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise RecordError(f"{path.parent} is not an exported job: it has no {RECORD_NAME} (export one with "
                           "cryoweave export job P J)") from None
-    except (OSError, ValueError) as err:
-        raise RecordError(f"{path}: not a readable JSON file ({err})") from None
-    if not isinstance(document, dict) or document.get("kind") != KIND:
-        kind = document.get("kind") if isinstance(document, dict) else None
-        raise RecordError(f"{path}: not an exported job record (kind {kind!r}, expected {KIND!r}); give the "
-                          "folder that cryoweave export job made")
-    version = document.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise RecordError(f"{path}: schema_version {version!r} is not a version number")
-    if version > SCHEMA_VERSION:
-        raise RecordError(f"{path}: exported by a newer cryoweave (schema version {version}, this one reads up to "
-                          f"{SCHEMA_VERSION}); upgrade cryoweave to import it")
+    except OSError as err:
+        raise RecordError(f"{path}: cannot be read ({err.strerror or err})") from None
+    try:
+        document = files.parse_record(KIND, raw, path)
+    except RecordError as err:
+        raise RecordError(f"{err}; give the folder that cryoweave export job made (not an exported job "
+                          "record otherwise)") from None
     try:
         return ExportedJob.model_validate(document)
     except ValidationError as err:

@@ -148,7 +148,6 @@ def _exported_record(store: Store, info: ProjectInfo, record: JobRecord,
 
     inputs = [f"{info.uid} {c}" for conns in record.inputs.values() for c in conns]
     return exported.ExportedJob(
-        kind=exported.KIND, schema_version=exported.SCHEMA_VERSION,
         source=exported.ExportSource(project=info.uid, job=record.uid, project_title=info.title,
                                      instance_id=store.instance_id, exported_at=utc_now(),
                                      cryoweave_version=__version__),

@@ -23,7 +23,7 @@ from cryoweave.model.jobspec import describe
 from cryoweave.model.records import Event, JobRecord, ProjectRecord, WorkspaceRecord
 
 SCHEMA_VERSION = 1
-KINDS = ("project", "workspaces", "job", "events", "lock")
+KINDS = ("project", "workspaces", "job", "events", "lock", "exported_job")
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 MIGRATIONS: dict[str, dict[int, Migration]] = {kind: {} for kind in KINDS}
