@@ -139,7 +139,7 @@ def test_scheduler_kill_restart_clone_and_clear(tmp_path):
                                                                                         ["W1"])
         assert clone["params"]["seconds"] == {"value": 30, "default": 0.0, "set": True, "type": "number"}
         assert [c["source"] for c in clone["inputs"]["particles"]["connections"]] == ["J1.particles"]
-        cleared = cw.ok("job", "clear", "P1", "J1", "--descendants")
+        cleared = cw.ok("job", "clear", "P1", "J1", "--descendants", "--yes")
         assert cleared == "P1 J1: cleared (was completed); it is building again; descendants cleared: J2\n"
         assert [j["status"] for j in cw.json("job", "list", "P1")] == ["building"] * 3
     finally:

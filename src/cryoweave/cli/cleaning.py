@@ -76,6 +76,30 @@ def mark_final(project: ProjectArg, job: JobArg,
         _done(j.mark_final(not unset), as_json, "no longer marked final" if unset else "marked final")
 
 
+@job_app.command()
+def clear(project: ProjectArg, job: JobArg,
+          descendants: Annotated[bool, typer.Option("--descendants", help="Also clear every job that takes input "
+                                                    "from it, directly or not.")] = False,
+          yes: Yes = False, as_json: AsJson = False) -> None:
+    """Clear a job back to building: its outputs and files go; parameters and connections stay.
+
+    Asks first (or takes --yes). Refused while a completed, queued or running job that is not
+    cleared with it uses its files; --descendants clears those too.
+
+    Example: cryoweave job clear P1 J3 --descendants --yes
+    """
+    from cryoweave.cli.running import clear_note
+
+    with open_instance() as inst:
+        j = inst.project(project).job(job)
+        note = clear_note(inst, j, descendants)
+        if not yes and j.record.status.value != "building":
+            confirm(f"clear {j.uid}{' and its descendants' if descendants else ''}, deleting its files?",
+                    f"nothing was cleared: this would delete the files of {j.uid}"
+                    f"{' and of its descendants' if descendants else ''}; pass --yes to do it")
+        _done(j.clear(descendants=descendants), as_json, note)
+
+
 @job_app.command("clear-intermediate")
 def job_clear_intermediate(project: ProjectArg, job: JobArg, dry_run: DryRun = False, yes: Yes = False,
                            as_json: AsJson = False) -> None:

@@ -368,23 +368,6 @@ def mark_completed(project: ProjectArg, job: JobArg, as_json: AsJson = False) ->
 
 
 @app.command()
-def clear(project: ProjectArg, job: JobArg,
-          descendants: Annotated[bool, typer.Option("--descendants", help="Also clear every job that takes input "
-                                                    "from it, directly or not.")] = False,
-          as_json: AsJson = False) -> None:
-    """Clear a job back to building: its outputs and files go; parameters and connections stay.
-
-    Example: cryoweave job clear P1 J3 --descendants
-    """
-    from cryoweave.cli.running import clear_note
-
-    with open_instance() as inst:
-        j = inst.project(project).job(job)
-        note = clear_note(inst, j, descendants)
-        _done(j.clear(descendants=descendants), as_json, note)
-
-
-@app.command()
 def events(project: ProjectArg, job: JobArg, as_json: AsJson = False) -> None:
     """Show a job's event log: creation, parameter changes, connections, status changes.
 
