@@ -48,9 +48,11 @@ if TYPE_CHECKING:
 FORMAT = 1
 PARTS = ("exports", "other")
 """The rows of files in no job folder."""
-WORKERS = 2
-"""Job folders walked at once: ``stat`` releases the GIL, so two threads overlap the waits. Measured on
-2 cores, 1,000 jobs / 200,000 files (benchmarks/bench_storage.py): 3.6 s with 1, 2.9 s with 2, 4.3 s with 4."""
+WORKERS = 1
+"""Job folders walked at once. Measured on 2 cores, 1,000 jobs / 200,000 files in the page cache
+(benchmarks/bench_storage.py): idle, 1.7 s with 1 thread, 2.2 s with 2, 3.4 s with 4 (the walk is bound by
+Python, not by waiting); only on a loaded machine did 2 threads win (2.9 s against 3.6 s). On a network
+file system, where stat calls wait, more threads may pay: ``refresh(..., workers=N)``."""
 RACY_NS = 1_000_000_000
 """File times closer than this to the moment a signature was taken may not show a change made just
 after (file system clocks tick coarsely, up to a second on some network file systems): such an
