@@ -27,7 +27,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryoweave.dataset import Dataset
+import numpy as np
+
+from cryoweave.dataset import fileio
+from cryoweave.dataset.strings import factorize
 from cryoweave.errors import CryoweaveError
 from cryoweave.model.records import JobRecord, OutputGroup, ResultRef
 from cryoweave.model.status import JobStatus
@@ -164,22 +167,25 @@ def data_paths(project_dir: Path, metafile: str) -> set[str]:
     normalised, or absolute). A table that cannot be read names nothing (the check reports it)."""
     path = project_dir / metafile
     try:
-        fields = [f[0] for f in Dataset.inspect(path)["dtype"] if is_path_field(f[0])]
+        fields = [f[0] for f in fileio.inspect(path)["dtype"] if is_path_field(f[0])]
         if not fields:
             return set()
-        data = Dataset.load(path, fields=fields)
+        cols = fileio.load(path, fields=fields)
     except (CryoweaveError, OSError):
         return set()
     found: set[str] = set()
     for name in fields:
-        column = data[name]
-        if column.dtype.kind not in "OSU":
+        column = cols[name]
+        if column.ndim != 1:
             continue
-        for value in set(column.tolist()):
-            text = value.decode() if isinstance(value, bytes) else str(value)
-            if text:
-                found.add(text if os.path.isabs(text) else os.path.normpath(text))
+        found |= {t if os.path.isabs(t) else os.path.normpath(t) for t in distinct_text(column) if t}
     return found
+
+
+def distinct_text(column: np.ndarray) -> list[str]:
+    """The distinct values of a text column (``str``, bytes or fixed-width bytes), as ``str``."""
+    uniques, _codes = factorize(column.reshape(-1))
+    return [u.decode("utf-8", errors="replace") if isinstance(u, bytes) else str(u) for u in uniques.tolist()]
 
 
 @dataclass

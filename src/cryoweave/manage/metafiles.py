@@ -18,17 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from cryoweave.builder.usage import distinct_text
 from cryoweave.dataset import Dataset, csdat, fileio, numpy_format
 from cryoweave.dataset.strings import factorize, make_codes
 from cryoweave.errors import CryoweaveError
-
-
-def is_path_field(name: str) -> bool:
-    """Whether a field names files: ``<result>/path`` or ``<result>/<something>_path``."""
-    if "/" not in name:
-        return False
-    last = name.rsplit("/", 1)[1]
-    return last == "path" or last.endswith("_path")
+from cryoweave.spec.results import is_path_field
 
 
 def is_primary_path(name: str) -> bool:
@@ -114,12 +108,6 @@ def read_header(path: Path) -> TableHeader:
         prefix = f"cannot load dataset {path}: "
         head.problem = text[len(prefix):] if text.startswith(prefix) else text
     return head
-
-
-def distinct_text(column: np.ndarray) -> list[str]:
-    """The distinct values of a loaded text column (codes, fixed-width bytes or ``str``), as ``str``."""
-    uniques, _codes = factorize(column.reshape(-1))
-    return [u.decode("utf-8", errors="replace") if isinstance(u, bytes) else str(u) for u in uniques.tolist()]
 
 
 def path_values(head: TableHeader) -> dict[str, list[str]]:
