@@ -311,6 +311,10 @@ def test_cli_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: py
         proc = cli(*args)
         assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
 
+    listed = subprocess.run([sys.executable, "-m", "cryoweave", "project", "list", "--json"], capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert json.loads(listed.stdout)[0]["size_bytes"] == du_links([project.directory])[0]  # the cached total
+
 
 def test_human_sizes() -> None:
     assert [human_size(n) for n in (0, 999, 1000, 1_234_567, 12_345_678_901, 2 * 10**15)] == [

@@ -62,15 +62,27 @@ def create(
 def list_(as_json: AsJson = False) -> None:
     """List the projects of this instance with their directories and sizes.
 
+    The size is the last one cryoweave storage computed (each file once, links followed; * when jobs
+    changed since), blank until it has run for the project.
+
     Example: cryoweave project list --json
     """
+    from cryoweave.display import si_size
+    from cryoweave.manage.storage import storage_report
+
     with open_instance() as inst:
         infos = [p.info() for p in inst.projects()]
+        sizes = {}
+        for i in infos:
+            cached = storage_report(inst.store, i.uid, refresh="never") if i.directory.is_dir() else None
+            sizes[i.uid] = (cached.total.bytes, cached.stale) if cached and cached.computed_at else (None, False)
     if as_json:
-        print_json([project_data(i) for i in infos])
+        print_json([project_data(i) | {"size_bytes": sizes[i.uid][0]} for i in infos])
         return
-    print_table(["project", "title", "workspaces", "jobs", "archived", "directory"],
-                [(i.uid, i.title, i.workspaces, i.jobs, "yes" if i.archived else "", i.directory) for i in infos],
+    print_table(["project", "title", "workspaces", "jobs", "size", "archived", "directory"],
+                [(i.uid, i.title, i.workspaces, i.jobs,
+                  "" if sizes[i.uid][0] is None else si_size(sizes[i.uid][0]) + (" *" if sizes[i.uid][1] else ""),
+                  "yes" if i.archived else "", i.directory) for i in infos],
                 empty="no projects (cryoweave project create TITLE --dir FOLDER makes one)")
 
 
