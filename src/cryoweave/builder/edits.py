@@ -166,11 +166,19 @@ def set_workspaces(add: list[str] = (), remove: list[str] = ()) -> Change:
     return change
 
 
-def retitle(title: str | None = None, description: str | None = None) -> Change:
+def retitle(title: str | None = None, description: str | None = None, tags: list[str] | None = None) -> Change:
+    """Change a job's labels (title, description, tags), whatever its status."""
+    if tags is not None:
+        tags = sorted({t.strip() for t in tags if t.strip()})
+        if any(len(t) > 64 for t in tags):
+            raise ParamError("a tag has at most 64 characters")
+
     def change(tx: ProjectTx, record: JobRecord) -> str:
         if title is not None:
             record.title = title
         if description is not None:
             record.description = description
-        return "title/description changed"
+        if tags is not None:
+            record.tags = tags
+        return "labels changed"
     return change

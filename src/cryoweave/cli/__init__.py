@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from cryoweave.cli import accounts as _accounts  # adds share/unshare/members to the project app
 from cryoweave.cli import builder as _builder  # noqa: F401  (adds its verbs to the job app)
 from cryoweave.cli import checking as _checking  # noqa: F401  (adds check and relink to the project app)
 from cryoweave.cli import cleaning as _cleaning  # noqa: F401  (clearing verbs on the job and project apps)
@@ -20,6 +21,7 @@ from cryoweave.cli.instance import app as instance_app
 from cryoweave.cli.job import app as job_app
 from cryoweave.cli.lane import app as lane_app
 from cryoweave.cli.project import app as project_app
+from cryoweave.cli.serve import serve as _serve
 from cryoweave.cli.storage import storage as _storage
 from cryoweave.cli.transfer import export_app, import_app
 from cryoweave.cli.workspace import app as workspace_app
@@ -43,6 +45,8 @@ app.add_typer(export_app, name="export")
 app.add_typer(import_app, name="import")
 app.command("scheduler")(_running.scheduler)
 app.command("storage")(_storage)
+app.command("serve")(_serve)
+app.add_typer(_accounts.app, name="user")
 
 
 def _print_version(value: bool) -> None:

@@ -197,6 +197,7 @@ class JobRecord(Record):
     title: str = ""
     description: str = ""
     workspaces: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, description="the user's labels, for filtering")
     status: JobStatus = JobStatus.BUILDING
     params: dict[str, Any] = Field(default_factory=dict, description="explicitly set values only")
     inputs: dict[str, list[Connection]] = Field(default_factory=dict)

@@ -23,7 +23,7 @@ from cryoweave.errors import StoreError
 from cryoweave.store.schema import instance_meta
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0004"
+HEAD = "0005"
 """The newest migration (a test checks it against ``migrations/versions``): when the database is
 already there, opening it costs one query instead of loading Alembic."""
 BUSY_TIMEOUT_MS = 60_000

@@ -104,3 +104,31 @@ events = Table(
     Column("record", Text, nullable=False),
     UniqueConstraint("job_id", "seq"),
 )
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+"""The people who log in to ``cryoweave serve`` (an instance's accounts, not a project's records)."""
+
+sessions = Table(
+    "sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+"""Logged-in browsers: the SHA-256 of each session cookie (the cookie itself is never stored)."""
+
+project_members = Table(
+    "project_members", metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("access", String(16), nullable=False),
+)
+"""Who may read or change a project on this instance: its owner and members."""
