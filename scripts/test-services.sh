@@ -8,6 +8,7 @@
 #
 #   PostgreSQL  skipped when CRYOWEAVE_TEST_DATABASES leaves out postgresql (SQLite cases only)
 #   SLURM       skipped when CRYOWEAVE_TEST_SLURM=0 (the SLURM tests are skipped then)
+#   Chromium    skipped when CRYOWEAVE_TEST_BROWSER=0 (the browser tests are skipped then)
 set -euo pipefail
 
 can_apt_get() {
@@ -78,6 +79,33 @@ test-services: SLURM is not installed, and the cluster tests need its daemons (s
 slurmd) and client commands (sbatch, squeue). Install them, for example:
     sudo apt-get install slurm-wlm         # Debian/Ubuntu
 or skip the SLURM tests: CRYOWEAVE_TEST_SLURM=0 make test
+MSG
+        exit 1
+    fi
+fi
+
+# -- Chromium ---------------------------------------------------------------------------------
+
+# The browser tests (tests/test_web_browser.py) drive the web interface with Playwright's Python
+# package and the system's Chromium (Playwright's own browser download is not used; see
+# tests/support/browser.py). fonts-dejavu-core gives the headless browser fonts for screenshots.
+have_chromium() {
+    [[ -x "${CRYOWEAVE_CHROMIUM:-/usr/bin/chromium}" ]]
+}
+
+if [[ "${CRYOWEAVE_TEST_BROWSER:-1}" != "0" ]] && ! have_chromium; then
+    if can_apt_get; then
+        echo "test-services: installing Chromium (Debian packages 'chromium', 'fonts-dejavu-core') for the browser tests"
+        apt_install chromium fonts-dejavu-core
+        have_chromium || { echo "test-services: chromium installed but ${CRYOWEAVE_CHROMIUM:-/usr/bin/chromium} not found" >&2; exit 1; }
+    else
+        cat >&2 <<'MSG'
+test-services: Chromium is not installed, and the browser tests need it (driven by the Python
+package playwright, with the system's browser). Install it, for example:
+    sudo apt-get install chromium fonts-dejavu-core        # Debian
+then set CRYOWEAVE_CHROMIUM=/path/to/chromium when it is not /usr/bin/chromium (Ubuntu's
+snap: /snap/bin/chromium; macOS: the Chromium or Google Chrome app's binary),
+or skip the browser tests: CRYOWEAVE_TEST_BROWSER=0 make test
 MSG
         exit 1
     fi

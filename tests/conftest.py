@@ -12,6 +12,8 @@ A test that takes ``slurm_cluster`` gets the session's one-node SLURM cluster, s
 use; ``SLURM_CONF`` points to it for the session, so ``sbatch`` and friends run by the code under
 test find it. CRYOWEAVE_TEST_SLURM=0 skips those tests; otherwise a missing or broken SLURM fails
 them with the reason.
+
+The browser tests' fixtures (``live_server``, ``browser_page``) are in ``support/browser.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import pytest
 from support import selected_databases
 from support.postgres import PostgresServer
 from support.slurm import STEERING_PREFIXES, SlurmCluster
+
+pytest_plugins = ["support.browser"]
 
 DATABASES = selected_databases()
 _database_numbers = itertools.count()
