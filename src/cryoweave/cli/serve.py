@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -39,4 +40,12 @@ def serve(
         server = ServerThread(inst, host=host, port=port, projects_dir=projects_dir, secure_cookies=secure_cookies,
                               schedule=not no_scheduler, proxy_headers=proxy_headers, root_path=root_path).start()
         say(f"cryoweave serves {server.url}{root_path}/ (API schema at {server.url}{root_path}/docs); Ctrl-C stops")
-        server.wait()
+        signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends it as Ctrl-C does
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            say("stopped: jobs still running go on; the next scheduler watches them")
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
