@@ -45,6 +45,7 @@ bench: $(VENV)/.test
 	$(PY) benchmarks/bench_storage.py --out bench-output/storage
 	$(PY) benchmarks/bench_export.py --out bench-output/export
 	$(PY) benchmarks/bench_check.py --out bench-output/check
+	$(PY) benchmarks/bench_server.py --out bench-output/server
 
 clean:
 	rm -rf $(VENV) .venv-cryodrgn build src/*.egg-info .pytest_cache .ruff_cache .hypothesis demo-output \
