@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from server_support import PASSWORD, add_user, client_as, login, make_server
 
 from cryoweave.cli import main as cli_main
+from server_support import PASSWORD, add_user, client_as, login, make_server
 
 # A value for each path parameter, so that every route can be called.
 PATH_VALUES = {"project": "P1", "job": "J1", "input_name": "volume", "index": "0", "slot": "map", "seq": "0",
@@ -41,7 +41,7 @@ def server(tmp_path):
 
 
 def test_login_logout_and_me(server):
-    inst, client, tmp_path = server
+    inst, client, _tmp_path = server
     me = client.get("/api/me").json()
     assert me["username"] == "alice" and me["role"] == "user" and len(me["csrf_token"]) > 20
     cookie = client.cookies.get("cryoweave_session")
@@ -63,7 +63,7 @@ def test_the_session_cookie_is_http_only_and_strict(tmp_path):
 
 
 def test_every_state_changing_route_needs_the_csrf_token(server):
-    inst, client, tmp_path = server
+    _inst, client, _tmp_path = server
     good = client.headers.pop("X-CSRF-Token")
     changing = [(m, p) for m, p in _routes(client, "/api/") if m not in ("GET", "HEAD") and p != "/api/login"]
     assert len(changing) > 20
@@ -138,7 +138,7 @@ def test_only_admins_manage_users_lanes_and_attach(server):
 
 
 def test_wrong_connections_get_the_same_error_as_the_cli(server, tmp_path, monkeypatch, capsys):
-    inst, client, _ = server
+    _inst, client, _ = server
     client.post("/api/projects/P1/jobs", json={"type": "generate_phantom", "params": {"box": 32}})
     client.post("/api/projects/P1/jobs", json={"type": "homo_reconstruct"})
     answer = client.post("/api/projects/P1/jobs/J2/inputs/particles/connections", json={"source": "J1.volume"})
@@ -159,7 +159,7 @@ def test_wrong_connections_get_the_same_error_as_the_cli(server, tmp_path, monke
 
 
 def test_building_a_chain_with_overrides_through_the_api(server):
-    inst, client, tmp_path = server
+    _inst, client, _tmp_path = server
     base = "/api/projects/P1/jobs"
     client.post(base, json={"type": "generate_phantom", "params": {"box": 32}})
     client.post(base, json={"type": "simulate_data", "params": {"num_particles": 50}})
@@ -195,7 +195,7 @@ def test_building_a_chain_with_overrides_through_the_api(server):
 
 
 def test_a_job_runs_and_its_events_and_log_are_read(server):
-    inst, client, tmp_path = server
+    inst, client, _tmp_path = server
     base = "/api/projects/P1/jobs"
     client.post(base, json={"type": "generate_phantom", "params": {"box": 32}})
     assert client.post(f"{base}/J1/queue", json={"lane": "local"}).json()["status"] == "queued"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from cryoweave.api.objects import Job
 from cryoweave.builder.bindings import InputBinding
-from cryoweave.model.records import Event, JobRecord, OutputGroup
+from cryoweave.model.records import Event, JobRecord, OutputGroup, OutputResult
 from cryoweave.model.status import JobStatus
 
 
@@ -31,16 +32,34 @@ def job_card(uid: str, doc: dict[str, Any]) -> dict[str, Any]:
                         for g in doc.get("outputs", {}).values()]}
 
 
-def output_group(uid: str, group: OutputGroup) -> dict[str, Any]:
-    """An output group with its results, versions, files and item counts, from the record alone."""
-    return {"name": group.name, "type": str(group.type), "title": group.title, "num_items": group.num_items,
-            "passthrough_input": group.passthrough, "versions": group.versions,
+def _result(uid: str, group: OutputGroup, result: OutputResult, directory: Path) -> dict[str, Any]:
+    files = [s.metafile for s in result.sources] if result.passthrough else result.metafiles
+    return {"name": result.name, "dtype": result.dtype, "passthrough": result.passthrough,
+            "versions": list(result.versions), "num_items": list(result.num_items),
+            "metafiles": list(result.metafiles), "paths_abs": [str(directory / f) for f in files],
+            "sources": [s.model_dump() for s in result.sources],
+            "address": f"{uid}.{group.name}.{result.name}"}
+
+
+def output_group(uid: str, group: OutputGroup, directory: Path) -> dict[str, Any]:
+    """An output group with its results, versions, files and item counts, from the record alone
+    (``directory``: the project's, for the absolute paths)."""
+    return {"name": group.name, "type": group.type.value, "title": group.title or group.name,
+            "num_items": group.num_items, "versions": group.versions,
             "tables": [t.model_dump() for t in group.tables],
-            "csg": f"{uid}/{uid}_{group.name}.csg" if group.tables else None,
-            "results": [{"name": r.name, "dtype": r.dtype, "passthrough": r.passthrough, "versions": r.versions,
-                         "num_items": r.num_items, "metafiles": r.metafiles,
-                         "sources": [s.model_dump() for s in r.sources],
-                         "address": f"{uid}.{group.name}.{r.name}"} for r in group.results.values()]}
+            "results": [_result(uid, group, r, directory) for r in group.results.values()],
+            "csg": f"{uid}/{uid}_{group.name}.csg" if group.tables else None}
+
+
+def output_groups(job: Job) -> list[dict[str, Any]]:
+    """Every output group of a job, those declared but not saved yet shown empty."""
+    directory = job.project.directory
+    groups = [output_group(job.uid, g, directory) for g in job.outputs.values()]
+    saved = {g["name"] for g in groups}
+    groups += [{"name": spec.name, "type": spec.type.value, "title": spec.title or spec.name, "num_items": 0,
+                "versions": [], "tables": [], "results": [], "csg": None}
+               for spec in job.spec.outputs if spec.name not in saved]
+    return groups
 
 
 def _params(record: JobRecord) -> list[dict[str, Any]]:
@@ -79,7 +98,7 @@ def job_detail(job: Job) -> dict[str, Any]:
         "status_times": {str(k): _time(v) for k, v in record.status_times.items()},
         "params": _params(record),
         "inputs": [_input(b) for b in bindings],
-        "outputs": [output_group(record.uid, g) for g in record.outputs.values()],
+        "outputs": output_groups(job),
         "requirements": [p for b in bindings for p in b.problems],
         "run": None if run is None else {"lane": run.lane, "priority": run.priority, "host": run.host,
                                          "pid": run.pid, "waiting": run.waiting, "message": run.message},

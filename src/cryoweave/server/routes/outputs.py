@@ -23,6 +23,7 @@ from cryoweave.builder.loading import result_sources, saved_group, table_at
 from cryoweave.dataset import Dataset
 from cryoweave.errors import NotFoundError, ParamError
 from cryoweave.model.records import OutputGroup, OutputResult
+from cryoweave.server import views
 from cryoweave.server.deps import ProjectAccess, readable
 from cryoweave.server.outputs_files import (
     finite_or_none,
@@ -47,36 +48,10 @@ INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "text/plain", "applicati
 """File types shown in the browser; every other file is downloaded (no job-written HTML runs on this origin)."""
 
 
-# ------------------------------------------------------------------------------------------ records
-def _result_json(job: Job, group: OutputGroup, result: OutputResult, directory: Path) -> dict[str, Any]:
-    files = [s.metafile for s in result.sources] if result.passthrough else result.metafiles
-    return {"name": result.name, "dtype": result.dtype, "passthrough": result.passthrough,
-            "versions": list(result.versions), "num_items": list(result.num_items),
-            "metafiles": list(result.metafiles), "paths_abs": [str(directory / f) for f in files],
-            "sources": [s.model_dump() for s in result.sources],
-            "address": f"{job.uid}.{group.name}.{result.name}"}
-
-
-def _group_json(job: Job, group: OutputGroup, directory: Path) -> dict[str, Any]:
-    return {"name": group.name, "type": group.type.value, "title": group.title or group.name,
-            "num_items": group.num_items, "versions": group.versions,
-            "tables": [t.model_dump() for t in group.tables],
-            "results": [_result_json(job, group, r, directory) for r in group.results.values()],
-            "csg": f"{job.uid}/{job.uid}_{group.name}.csg" if group.tables else None}
-
-
 @router.get(JOB + "/outputs")
 def outputs(job: str, access: ProjectAccess = Depends(readable)) -> list[dict[str, Any]]:
     """Every output group with its versions, tables and results (passthroughs marked), from the record only."""
-    found = access.job(job)
-    directory = access.project.directory
-    groups = [_group_json(found, g, directory) for g in found.outputs.values()]
-    declared = {g["name"] for g in groups}
-    for spec in found.spec.outputs:  # declared but not saved yet: shown empty
-        if spec.name not in declared:
-            groups.append({"name": spec.name, "type": spec.type.value, "title": spec.title or spec.name,
-                           "num_items": 0, "versions": [], "tables": [], "results": [], "csg": None})
-    return groups
+    return views.output_groups(access.job(job))
 
 
 def _group(found: Job, name: str) -> OutputGroup:
