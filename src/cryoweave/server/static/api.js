@@ -1,0 +1,94 @@
+// The HTTP API client: JSON in and out, the CSRF header on every state-changing request,
+// 401 sends the user to the login page, and server errors surface as ApiError(detail).
+import { h, mount } from "./dom.js";
+
+export const session = { username: null, role: null, csrf: null };
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
+
+export async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (!SAFE.has(method) && session.csrf) headers["X-CSRF-Token"] = session.csrf;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method, headers, credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new ApiError(0, `the server could not be reached (${err.message})`);
+  }
+  if (response.status === 401 && path !== "/api/login") {
+    session.username = session.csrf = null;
+    if (!location.hash.startsWith("#/login")) location.hash = "#/login";
+    throw new ApiError(401, "not logged in");
+  }
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (!response.ok) {
+    const detail = (data && data.detail) ? data.detail : `${method} ${path}: HTTP ${response.status}`;
+    throw new ApiError(response.status, typeof detail === "string" ? detail : JSON.stringify(detail));
+  }
+  return data;
+}
+
+export const get = (path) => api("GET", path);
+export const post = (path, body) => api("POST", path, body ?? {});
+export const put = (path, body) => api("PUT", path, body ?? {});
+export const patch = (path, body) => api("PATCH", path, body ?? {});
+export const del = (path) => api("DELETE", path);
+
+/** Query string from an object, skipping empty values. */
+export function qs(params) {
+  const parts = Object.entries(params)
+    .filter(([, v]) => v !== undefined && v !== null && v !== "")
+    .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`);
+  return parts.length ? `?${parts.join("&")}` : "";
+}
+
+export const projectPath = (p) => `/api/projects/${encodeURIComponent(p)}`;
+export const jobPath = (p, j) => `${projectPath(p)}/jobs/${encodeURIComponent(j)}`;
+
+// ---- the message area -------------------------------------------------------------------
+
+/** Show a server error (or any message) in the visible message area at the top. */
+export function showError(err) {
+  if (err instanceof ApiError && err.status === 401) return;
+  const text = err instanceof Error ? (err.detail || err.message) : String(err);
+  const box = document.getElementById("messages");
+  mount(box, h("div.message.error", { testid: "error", role: "alert" },
+    h("span.message-text", {}, text),
+    h("button.link", { title: "Dismiss", onclick: clearMessages }, "×")));
+  if (!(err instanceof ApiError)) console.error(err);
+}
+
+export function showNotice(text) {
+  const box = document.getElementById("messages");
+  mount(box, h("div.message.notice", { testid: "notice" },
+    h("span.message-text", {}, text),
+    h("button.link", { title: "Dismiss", onclick: clearMessages }, "×")));
+}
+
+export function clearMessages() {
+  mount(document.getElementById("messages"));
+}
+
+/** Run an action; show its error instead of throwing. Returns the result or undefined. */
+export async function attempt(action) {
+  try {
+    return await action();
+  } catch (err) {
+    showError(err);
+    return undefined;
+  }
+}
