@@ -226,11 +226,23 @@ def sel(name: str) -> str:
     return f'[data-testid="{name}"]'
 
 
+def hook(page: Any, name: str, *, timeout_ms: int = ACTION_TIMEOUT_MS) -> Any:
+    """The (first) element with ``data-testid=name``, once visible; a missing hook fails naming it."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    locator = page.locator(sel(name)).first
+    try:
+        locator.wait_for(state="visible", timeout=timeout_ms)
+    except PlaywrightError:
+        pytest.fail(f"the page shows no element data-testid={name!r} within {timeout_ms / 1000:g} s "
+                    f"(at {page.url}; docs/server.md lists the hooks)", pytrace=False)
+    return locator
+
+
 def log_in(page: Any, server: LiveServer, username: str | None = None) -> None:
     """Log in through the form at ``#/login``."""
     page.goto(server.url + "/#/login")
-    page.fill(sel("login-username"), username or server.admin)
-    page.fill(sel("login-password"), server.password)
-    page.click(sel("login-submit"))
-    page.wait_for_selector(sel("logout"))
-
+    hook(page, "login-username").fill(username or server.admin)
+    hook(page, "login-password").fill(server.password)
+    hook(page, "login-submit").click()
+    hook(page, "logout")
