@@ -2,8 +2,9 @@
 
 Everything a user does here goes through the page, by the ``data-testid`` hooks that
 docs/server.md lists: logging in, creating a project and jobs, setting parameters, connecting
-outputs by dragging them onto inputs, overriding one slot, picking a version, queueing, watching
-the status and reading the outputs. What the page did is then checked in the instance itself.
+outputs by dragging them onto inputs, overriding, clearing and resetting a slot, picking a
+version, queueing, watching the status, reading the outputs, events, log and plots. What the
+page did is then checked in the instance itself.
 
 The fixtures (``live_server``, ``browser_page``) are in ``support/browser.py``; screenshots of
 each step go to ``test-artifacts/screenshots/``. The jobs are tiny (a 32-px phantom, 300
@@ -195,6 +196,14 @@ def test_walkthrough(live_server, browser_page):
     hook(page, "tab-log").click()
     expect(hook(page, "job-log")).not_to_be_empty()
 
+    # Its plots: the FSC with the resolution, and central slices of the map (a PNG made by the server).
+    hook(page, "tab-plots").click()
+    expect(hook(page, "fsc-resolution")).to_contain_text("Å")
+    slices = hook(page, "slices-J3.volume.map").locator("img")
+    slices.scroll_into_view_if_needed()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=slices.element_handle())
+    page.shot("J3-plots")
+
     # The project as a tree (parents are the edges) and as a table, filtered by type.
     page.goto(server.url + "/#/P1")
     hook(page, "view-tree").click()
@@ -248,6 +257,16 @@ def test_override_and_version(live_server, browser_page):
     expect_slot(page, "particles.0.blob", f"{J3}.particles.blob.F")
     page.shot("slot-overridden")
     assert overrides(server, P, "J5") == {"blob": f"{J3}.particles.blob.F"}
+
+    # An optional slot left empty, then bound to its connection's group again.
+    hook(page, "slot-clear-particles.0.ctf").click()
+    expect(hook(page, "slot-reset-particles.0.ctf")).to_be_visible()
+    expect(hook(page, "slot-particles.0.ctf")).not_to_contain_text(f"{J2}.particles.ctf")
+    eventually(lambda: project_job(server, P, "J5").inputs["particles"][0].cleared == ["ctf"], "J5: ctf cleared")
+    page.shot("slot-cleared")
+    hook(page, "slot-reset-particles.0.ctf").click()
+    expect_slot(page, "particles.0.ctf", f"{J2}.particles.ctf.F")
+    eventually(lambda: project_job(server, P, "J5").inputs["particles"][0].cleared == [], "J5: ctf reset")
 
     # Version 1 of J4's blob, picked in J4's outputs tab and dropped onto the same slot.
     page.goto(f"{server.url}/#/{P}/{J4}")
