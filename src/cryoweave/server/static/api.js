@@ -66,17 +66,23 @@ export function showError(err) {
   if (err instanceof ApiError && err.status === 401) return;
   const text = err instanceof Error ? (err.detail || err.message) : String(err);
   const box = document.getElementById("messages");
-  mount(box, h("div.message.error", { testid: "error", role: "alert" },
-    h("span.message-text", {}, text),
+  mount(box, h("div.message.error", { role: "alert" },
+    h("span.message-text", { testid: "error" }, text),
     h("button.link", { title: "Dismiss", onclick: clearMessages }, "×")));
   if (!(err instanceof ApiError)) console.error(err);
 }
 
+let noticeTimer = null;
+
+/** A short confirmation; it goes away by itself (errors stay until dismissed). */
 export function showNotice(text) {
   const box = document.getElementById("messages");
-  mount(box, h("div.message.notice", { testid: "notice" },
+  const note = h("div.message.notice", { testid: "notice" },
     h("span.message-text", {}, text),
-    h("button.link", { title: "Dismiss", onclick: clearMessages }, "×")));
+    h("button.link", { title: "Dismiss", onclick: clearMessages }, "×"));
+  mount(box, note);
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => note.remove(), 4000);
 }
 
 export function clearMessages() {

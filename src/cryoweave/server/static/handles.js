@@ -31,16 +31,14 @@ export function resultAddress(base, version) {
  */
 export function resultHandle(result, { showAddress = false, versionOf = null } = {}) {
   const base = result.address;
+  // The handle's text is only its name or address (the datatype and the passthrough mark are
+  // drawn by CSS from data-label), so what it reads is exactly what a drop will connect.
   const label = h("span.handle-name", {}, showAddress ? base : result.name);
-  const el = h("div.handle.result-handle", {
+  const el = h(`div.handle.result-handle${result.passthrough ? ".passthrough" : ""}`, {
     testid: `output-result-${base}`,
-    dataset: { address: base },
-    title: `${base} (${result.dtype}) — drag onto a matching input slot`,
-  },
-  h("span.grip", { "aria-hidden": "true" }, "⋮⋮"),
-  label,
-  h("span.dtype", {}, result.dtype),
-  result.passthrough ? h("span.tag.passthrough", { title: "passed through from an input, not made by this job" }, "passthrough") : null);
+    dataset: { address: base, label: result.passthrough ? `${result.dtype} · passthrough` : result.dtype },
+    title: `${base} (${result.dtype}${result.passthrough ? ", passed through from an input" : ""}) — drag onto a matching input slot`,
+  }, label);
   // Keep the label and data-address in step with the version select.
   el.setVersion = (version) => {
     const address = resultAddress(base, version);

@@ -28,7 +28,6 @@ function groupSection(project, uid, group, live) {
     testid: `output-group-${address}`, dataset: { address },
     title: `${address} (${group.type}) — drag onto a matching input of the job in the builder`,
   },
-  h("span.grip", { "aria-hidden": "true" }, "⋮⋮"),
   h("span.handle-name", {}, group.title || group.name),
   h("span.address", {}, address),
   h("span.dtype", {}, group.type),
@@ -86,7 +85,10 @@ function resultRow(base, result) {
   select.addEventListener("change", update);
   update();
   return h(`tr${result.passthrough ? ".passthrough" : ""}`, {},
-    h("td", {}, handle), h("td", {}, result.dtype), items, h("td", {}, select), file, h("td", {}, download));
+    h("td", {}, handle),
+    h("td", {}, result.dtype, result.passthrough
+      ? h("span.tag.passthrough", { title: "received from an input and passed along unchanged; the file is the ancestor's" }, " passthrough") : null),
+    items, h("td", {}, select), file, h("td", {}, download));
 }
 
 function pathWithCopy(path) {

@@ -8,7 +8,9 @@ const VOLUME_TYPES = new Set(["volume", "volume_multi", "mask"]);
 
 export function renderPlots(body, project, uid, job) {
   const base = jobPath(project, uid);
-  const saved = (job.outputs || []).filter((g) => (g.versions || []).length || g.num_items);
+  // Largest groups first: the particles, usually what one wants to look at.
+  const saved = (job.outputs || []).filter((g) => (g.versions || []).length || g.num_items)
+    .sort((a, b) => (b.num_items || 0) - (a.num_items || 0));
   const fsc = h("section.panel", { testid: "plot-fsc" });
   const sections = [fsc];
   if (saved.length) sections.push(fieldPlots(base, saved));
