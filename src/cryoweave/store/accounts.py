@@ -20,7 +20,6 @@ from enum import StrEnum
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from cryoweave.errors import NotFoundError, ParamError
 from cryoweave.model.records import utc_now
@@ -92,15 +91,12 @@ def add_user(store: Store, username: str, password: str, role: Role | str = Role
     except ValueError:
         raise ParamError(f"{role!r} is not a role; choose admin or user") from None
     _check_password(password)
-    try:
-        with database.transaction(store.engine) as conn:
-            conn.execute(insert(users).values(username=username, password_hash=_HASHER.hash(password),
-                                              role=str(role), created_at=utc_now()))
-            row = conn.execute(select(users).where(users.c.username == username)).one()
-    except Exception as err:
-        if isinstance(err.__cause__ or err.__context__, IntegrityError) or "UNIQUE" in str(err).upper():
-            raise ParamError(f"there is already a user named {username!r}") from None
-        raise
+    with database.transaction(store.engine) as conn:
+        if conn.execute(select(users.c.id).where(users.c.username == username)).first() is not None:
+            raise ParamError(f"there is already a user named {username!r}")
+        conn.execute(insert(users).values(username=username, password_hash=_HASHER.hash(password),
+                                          role=str(role), created_at=utc_now()))
+        row = conn.execute(select(users).where(users.c.username == username)).one()
     return _user(row)
 
 
