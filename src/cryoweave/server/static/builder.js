@@ -61,6 +61,9 @@ export function restoreBuilder(project) {
   } catch { /* nothing saved */ }
 }
 
+// Moving to or from this job's own page hands the status hook over: draw again.
+window.addEventListener("hashchange", () => { if (state.detail) render(); });
+
 function stopPolling() {
   if (state.timer) clearInterval(state.timer);
   state.timer = null;
@@ -107,7 +110,8 @@ function render() {
   const uid = detail.uid;
   const base = jobPath(project, uid);
   // On the details page of this same job the overview holds `job-status-J3`.
-  const statusHook = location.hash.startsWith(`#/${project}/${uid}`) ? undefined : `job-status-${uid}`;
+  const onItsPage = new RegExp(`^#/${project}/${uid}(\\?|$)`).test(location.hash);
+  const statusHook = onItsPage ? undefined : `job-status-${uid}`;
   const title = h("input.title-input", { testid: "builder-title", value: detail.title || "", placeholder: "Job title",
     onchange: () => act(() => patch(base, { title: title.value })) });
   mount(panel(), h("div.builder", { testid: `builder-${uid}` },
@@ -201,14 +205,15 @@ function slotRow(path, input, connection, slot) {
   const changedSlot = slot.override || slot.cleared;
   const row = h(`div.slot${slot.override ? ".override" : ""}${slot.cleared ? ".cleared" : ""}`, {},
     h("span.slot-name", {}, slot.slot, (slot.required ?? (spec && spec.required)) ? h("span.required", { title: "required" }, "*") : null),
-    h("span.slot-bound", { testid: `slot-${key}`, title: slot.override ? "overridden by a dropped result" : "" }, slot.bound || "—"),
-    slot.override ? h("span.tag.override-tag", {}, "override") : null,
-    slot.cleared ? h("span.tag", {}, "cleared") : null,
-    h("span.spacer"),
-    changedSlot ? h("button.link.small", { testid: `slot-reset-${key}`, title: "Bind to the connection's group again",
-      onclick: () => act(() => post(`${path}/slots/${enc(slot.slot)}/reset`)) }, "reset") : null,
-    slot.bound ? h("button.link.small.danger", { testid: `slot-clear-${key}`, title: "Leave this slot empty",
-      onclick: () => act(() => del(`${path}/slots/${enc(slot.slot)}`)) }, "clear") : null);
+    h("span.slot-main", {},
+      h("span.slot-bound", { testid: `slot-${key}`, title: slot.override ? "overridden by a dropped result" : "" }, slot.bound || "—"),
+      slot.override ? h("span.tag.override-tag", {}, "override") : null,
+      slot.cleared ? h("span.tag", {}, "cleared") : null),
+    h("span.slot-actions", {},
+      changedSlot ? h("button.link.small", { testid: `slot-reset-${key}`, title: "Bind to the connection's group again",
+        onclick: () => act(() => post(`${path}/slots/${enc(slot.slot)}/reset`)) }, "reset") : null,
+      slot.bound ? h("button.link.small.danger", { testid: `slot-clear-${key}`, title: "Leave this slot empty",
+        onclick: () => act(() => del(`${path}/slots/${enc(slot.slot)}`)) }, "clear") : null));
   // A slot takes a single result of its datatype (or, with no datatype known, of its name).
   const dtype = slot.dtype || (spec && spec.dtype);
   const fits = (payload) => payload.kind === "result" && (dtype ? payload.dtype === dtype : payload.name === slot.slot);

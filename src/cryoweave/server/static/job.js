@@ -25,7 +25,8 @@ export async function renderJob(el, project, uid, query) {
   const body = h("div.tab-body");
   mount(el, head, tabs, body);
 
-  const live = { job: () => job, active: () => ACTIVE.has(job.status) };
+  // "live": events and log may still grow (a building job may be queued any moment).
+  const live = { job: () => job, active: () => ACTIVE.has(job.status) || job.status === "building" };
 
   function drawHead() {
     mount(status, statusBadge(job.status, `job-status-${uid}`));
@@ -158,7 +159,7 @@ function paramsTable(job) {
 
 // ---- events and log -------------------------------------------------------------------
 
-/** Poll `fetchMore` every 1.5 s while the job is active (and once more after it stops). */
+/** Poll `fetchMore` every 1.5 s while the job is live (and once more after it stops). */
 function poller(live, fetchMore) {
   let stopped = false;
   let timer = null;

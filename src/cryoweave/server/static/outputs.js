@@ -2,7 +2,7 @@
 // versions, file paths with a copy button and downloads. Group headers and result handles are
 // draggable onto the builder, as on the cards.
 import { get, post, jobPath, attempt, showNotice } from "./api.js";
-import { h, mount, formatCount } from "./dom.js";
+import { h, mount, formatCount, ACTIVE } from "./dom.js";
 import { makeDraggable } from "./dnd.js";
 import { resultHandle } from "./handles.js";
 
@@ -42,7 +42,7 @@ function groupSection(project, uid, group, live) {
       onclick: async () => {
         const answer = await attempt(() => post(`${base}/export`, {}));
         if (answer) showNotice(`${address} exported to ${answer.path}`);
-      } }, "Export")) : h("span.muted.small", {}, live.active() ? "not saved yet" : "no saved versions");
+      } }, "Export")) : h("span.muted.small", {}, ACTIVE.has(live.job().status) ? "not saved yet" : "no saved versions");
 
   return h("section.panel.output-section", {},
     h("div.output-head", {}, header, h("span.spacer"),

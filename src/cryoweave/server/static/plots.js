@@ -61,7 +61,11 @@ function fieldPlots(base, groups) {
     field.replaceChildren(...options());
     xField.replaceChildren(...options());
     yField.replaceChildren(...options());
-    if (fields.length > 1) yField.value = fields[1].field;
+    // Start on fields worth a look (a CTF or pose value), not on indices or constant pixel sizes.
+    const telling = fields.filter((f) => !/(^|\/)(idx|uid|psize_A|shape|split|import_sig)/.test(f.field));
+    if (telling.length) { field.value = telling[0].field; xField.value = telling[0].field; }
+    if (telling.length > 1) yField.value = telling[1].field;
+    else if (fields.length > 1) yField.value = fields[1].field;
     if (!fields.length) {
       mount(histArea, h("p.muted", {}, "No numeric fields to plot in this group."));
       mount(scatterArea);
