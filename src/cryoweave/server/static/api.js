@@ -30,7 +30,9 @@ export async function api(method, path, body) {
   if (response.status === 401 && path !== "/api/login") {
     session.username = session.csrf = null;
     if (!location.hash.startsWith("#/login")) location.hash = "#/login";
-    throw new ApiError(401, "not logged in");
+    const err = new ApiError(401, "not logged in");
+    err.silent = true; // the login page is the answer; no message needed
+    throw err;
   }
   const text = await response.text();
   let data = null;
@@ -63,7 +65,7 @@ export const jobPath = (p, j) => `${projectPath(p)}/jobs/${encodeURIComponent(j)
 
 /** Show a server error (or any message) in the visible message area at the top. */
 export function showError(err) {
-  if (err instanceof ApiError && err.status === 401) return;
+  if (err && err.silent) return;
   const text = err instanceof Error ? (err.detail || err.message) : String(err);
   const box = document.getElementById("messages");
   mount(box, h("div.message.error", { role: "alert" },

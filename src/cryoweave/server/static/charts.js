@@ -106,7 +106,7 @@ export function lineChart(c, series, { xlabel, ylabel, guides = [], xLabelOf, y0
 /** Bars of a histogram {edges, counts}. */
 export function histogramChart(c, hist, xlabel) {
   const { edges, counts } = hist;
-  const { X, Y } = axes(c, { x0: edges[0], x1: edges[edges.length - 1], y0: 0, y1: Math.max(1, ...counts), xlabel, ylabel: "count" });
+  const { X, Y } = axes(c, { x0: edges[0], x1: edges[edges.length - 1], y0: 0, y1: Math.max(1, ...counts) * 1.05, xlabel, ylabel: "count" });
   const { ctx } = c;
   ctx.fillStyle = COLORS[0];
   counts.forEach((n, i) => {

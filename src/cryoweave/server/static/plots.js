@@ -62,7 +62,9 @@ function fieldPlots(base, groups) {
     xField.replaceChildren(...options());
     yField.replaceChildren(...options());
     // Start on fields worth a look (a CTF or pose value), not on indices or constant pixel sizes.
-    const telling = fields.filter((f) => !/(^|\/)(idx|uid|psize_A|shape|split|import_sig)/.test(f.field));
+    const rank = (f) => (/df1_A|df2_A|defocus/.test(f) ? 0 : /error|cross_cor|pow|shift|df_angle/.test(f) ? 1 : 2);
+    const telling = fields.filter((f) => !/(^|\/)(idx|uid|psize_A|shape|split|import_sig|sign|exp_group_id)$/.test(f.field))
+      .sort((a, b) => rank(a.field) - rank(b.field));
     if (telling.length) { field.value = telling[0].field; xField.value = telling[0].field; }
     if (telling.length > 1) yField.value = telling[1].field;
     else if (fields.length > 1) yField.value = fields[1].field;
