@@ -35,7 +35,8 @@ export async function renderAdmin(el) {
         e.preventDefault();
         const body = { name: laneName.value, cpu: Number(cpu.value), ram_gb: Number(ram.value), gpus: Number(gpus.value) };
         if (await attempt(() => post("/api/lanes/local", body))) load();
-      } }, laneName, cpu, ram, gpus, h("button.primary", { type: "submit" }, "Add local lane"))));
+      } }, laneName, h("label.small", {}, "CPUs ", cpu), h("label.small", {}, "RAM GB ", ram), h("label.small", {}, "GPUs ", gpus),
+      h("button.primary", { type: "submit" }, "Add local lane"))));
   await load();
   return null;
 }
