@@ -211,7 +211,7 @@ def test_a_job_runs_and_its_events_and_log_are_read(server):
     assert log["offset"] > 0 and again == {"text": "", "offset": log["offset"]}
     with_image = [e for e in events if e["image"]]
     for e in with_image:
-        image = client.get(e["image"])
+        image = client.get("/" + e["image"])  # relative to the page (/ here)
         assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
     assert client.get(f"{base}/J1/events/9999/image").status_code == 404
     assert client.post(f"{base}/J1/clear", json={}).json()["status"] == "building"

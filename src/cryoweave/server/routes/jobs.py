@@ -171,7 +171,7 @@ def clone(job: str, body: CloneBody | None = None, access: ProjectAccess = Depen
 @router.get("/{job}/events")
 def events(job: str, after: int = Query(-1), access: ProjectAccess = Depends(readable)) -> list[dict[str, Any]]:
     found = access.job(job)
-    base = f"/api/projects/{access.project.uid}/jobs/{found.uid}"
+    base = f"api/projects/{access.project.uid}/jobs/{found.uid}"  # relative: works under a proxy's prefix
     return [views.event(found.uid, ev, base) for ev in found.events() if ev.seq > after]
 
 
