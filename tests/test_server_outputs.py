@@ -247,3 +247,15 @@ def test_slices_of_a_map_are_a_png(world):
     assert particles.status_code == 400 and "particle" in particles.json()["detail"]
     missing = world["client"].get(url(world, "recon", "/outputs/volume/results/nope/slices.png"))
     assert missing.status_code == 404
+
+
+def test_maps_download_as_the_mrc_files_their_results_name(world):
+    recon = world["recon"]
+    answer = world["reader"].get(url(world, "recon", "/outputs/volume/results/map_half_B/map"))
+    assert answer.status_code == 200, answer.text
+    named = recon.load_output("volume")["map_half_B/path"][0]
+    assert answer.content == (world["dir"] / named).read_bytes()
+    assert f"{recon.uid}_volume_map_half_B" in answer.headers["content-disposition"]
+    particles = world["client"].get(url(world, "particles", "/outputs/particles/results/blob/map"))
+    assert particles.status_code == 400
+    assert world["client"].get(url(world, "recon", "/outputs/volume/results/map/map?index=3")).status_code == 400

@@ -226,15 +226,13 @@ def fsc(job: str, access: ProjectAccess = Depends(readable)) -> dict[str, Any]:
     return fsc_curves(path, float(logged[-1]) if logged else None)
 
 
-@router.get(GROUP + "/results/{result}/slices.png")
-def slices(job: str, group: str, result: str, version: str = FINAL, index: int = 0,
-           access: ProjectAccess = Depends(readable)) -> Response:
-    """The central XY, XZ and YZ sections of the map a result's ``path`` names (item ``index``), as a PNG."""
+def _map_file(access: ProjectAccess, job: str, group: str, result: str, version: str, index: int) -> Path:
+    """The map file a volume result's ``path`` names for item ``index`` (links followed: imported maps)."""
     found = access.job(job)
     saved = _group(found, group)
     _result(found, saved, result)
     if saved.type.value not in VOLUME_TYPES:
-        raise ParamError(f"{found.uid}.{group} holds {saved.type.value} items, not maps; slices are drawn for "
+        raise ParamError(f"{found.uid}.{group} holds {saved.type.value} items, not maps; maps are read from "
                          f"{', '.join(VOLUME_TYPES)} groups")
     field = f"{result}/path"
     data = found.load_output(group, slots=[result], version=parse_version(version))
@@ -242,8 +240,22 @@ def slices(job: str, group: str, result: str, version: str = FINAL, index: int =
         raise ParamError(f"{found.uid}.{group}.{result} has no {field} field: it names no map (results with maps: "
                          f"{', '.join(p for p in data.prefixes() if f'{p}/path' in data) or 'none'})")
     if not len(data):
-        raise NotFoundError(f"{found.uid}.{group} holds no items; there is no map to show")
+        raise NotFoundError(f"{found.uid}.{group} holds no items; there is no map")
     _bounded("index", index, 0, len(data) - 1)
-    stored = str(data[field][index])
-    path = project_file(access.project.directory, stored, f"{found.uid}.{group}.{result}")
+    return project_file(access.project.directory, str(data[field][index]), f"{found.uid}.{group}.{result}")
+
+
+@router.get(GROUP + "/results/{result}/slices.png")
+def slices(job: str, group: str, result: str, version: str = FINAL, index: int = 0,
+           access: ProjectAccess = Depends(readable)) -> Response:
+    """The central XY, XZ and YZ sections of the map a result's ``path`` names (item ``index``), as a PNG."""
+    path = _map_file(access, job, group, result, version, index)
     return Response(slices_png(path), media_type="image/png", headers={"Cache-Control": "no-cache"})
+
+
+@router.get(GROUP + "/results/{result}/map")
+def download_map(job: str, group: str, result: str, version: str = FINAL, index: int = 0,
+                 access: ProjectAccess = Depends(readable)) -> FileResponse:
+    """The MRC file a volume result's ``path`` names (item ``index``), as a download."""
+    path = _map_file(access, job, group, result, version, index)
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{job}_{group}_{result}{path.suffix}")
