@@ -27,7 +27,7 @@ export async function api(method, path, body) {
   } catch (err) {
     throw new ApiError(0, `the server could not be reached (${err.message})`);
   }
-  if (response.status === 401 && path !== "/api/login") {
+  if (response.status === 401 && path !== "api/login") {
     session.username = session.csrf = null;
     if (!location.hash.startsWith("#/login")) location.hash = "#/login";
     const err = new ApiError(401, "not logged in");
@@ -58,7 +58,7 @@ export function qs(params) {
   return parts.length ? `?${parts.join("&")}` : "";
 }
 
-export const projectPath = (p) => `/api/projects/${encodeURIComponent(p)}`;
+export const projectPath = (p) => `api/projects/${encodeURIComponent(p)}`;
 export const jobPath = (p, j) => `${projectPath(p)}/jobs/${encodeURIComponent(j)}`;
 
 // ---- the message area -------------------------------------------------------------------

@@ -20,7 +20,7 @@ export function parseHash() {
 
 async function loadMe() {
   try {
-    const me = await get("/api/me");
+    const me = await get("api/me");
     Object.assign(session, { username: me.username, role: me.role, csrf: me.csrf_token });
     return true;
   } catch {
@@ -86,7 +86,7 @@ function renderLogin(el) {
   const form = h("form.login-box", {
     onsubmit: async (event) => {
       event.preventDefault();
-      const me = await attempt(() => api("POST", "/api/login", { username: username.value, password: password.value }));
+      const me = await attempt(() => api("POST", "api/login", { username: username.value, password: password.value }));
       if (!me) return;
       Object.assign(session, { username: me.username, role: me.role, csrf: me.csrf_token });
       location.hash = "#/projects";
@@ -102,7 +102,7 @@ function renderLogin(el) {
 }
 
 async function logout() {
-  await attempt(() => post("/api/logout"));
+  await attempt(() => post("api/logout"));
   Object.assign(session, { username: null, role: null, csrf: null });
   closeBuilder();
   location.hash = "#/login";
@@ -111,13 +111,13 @@ async function logout() {
 // ---- projects -------------------------------------------------------------------------
 
 async function renderProjects(el) {
-  const projects = await get("/api/projects");
+  const projects = await get("api/projects");
   const title = h("input", { testid: "new-project-title", placeholder: "New project title", required: true });
   const description = h("input", { testid: "new-project-description", placeholder: "Description (optional)" });
   const form = h("form.inline-form", {
     onsubmit: async (event) => {
       event.preventDefault();
-      const made = await attempt(() => post("/api/projects", { title: title.value, description: description.value }));
+      const made = await attempt(() => post("api/projects", { title: title.value, description: description.value }));
       if (made) location.hash = `#/${made.uid}`;
     },
   }, title, description, h("button.primary", { testid: "new-project-submit", type: "submit" }, "Create project"));

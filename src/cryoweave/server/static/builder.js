@@ -227,7 +227,7 @@ function queueBar(base, detail) {
   const lane = h("select", { testid: "queue-lane", title: "Lane" });
   const fill = (lanes) => lane.replaceChildren(...lanes.map((l) => h("option", { value: l.name }, l.title || l.name)));
   if (state.lanes) fill(state.lanes);
-  else get("/api/lanes").then((lanes) => { state.lanes = lanes; fill(lanes); }).catch(() => {});
+  else get("api/lanes").then((lanes) => { state.lanes = lanes; fill(lanes); }).catch(() => {});
   const requirements = detail.requirements || [];
   return h("div.queue-bar", {},
     requirements.length ? h("ul.requirements-list.small", {}, requirements.map((r) => h("li", {}, r))) : null,

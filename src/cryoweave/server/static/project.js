@@ -15,7 +15,7 @@ const filtersByProject = new Map();
 let jobTypesCache = null;
 
 async function jobTypes() {
-  if (!jobTypesCache) jobTypesCache = await get("/api/job-types");
+  if (!jobTypesCache) jobTypesCache = await get("api/job-types");
   return jobTypesCache;
 }
 
