@@ -61,6 +61,30 @@ export function qs(params) {
 export const projectPath = (p) => `api/projects/${encodeURIComponent(p)}`;
 export const jobPath = (p, j) => `${projectPath(p)}/jobs/${encodeURIComponent(j)}`;
 
+// ---- access to a project ------------------------------------------------------------------
+
+const RANK = { read: 1, write: 2, owner: 3 };
+
+/** Whether an access level (`read`, `write`, `owner`) allows what needs `needed`; admins may all. */
+export function allows(access, needed) {
+  return session.role === "admin" || (RANK[access] || 0) >= RANK[needed];
+}
+
+// The caller's access to each project, as the project's detail last said (`{P}` → level).
+const accessCache = new Map();
+
+/** Remember the access a project's detail answered (every view that reads it calls this). */
+export function rememberAccess(project, access) {
+  accessCache.set(`${session.username}/${project}`, access);
+}
+
+/** The caller's access to a project: the remembered one, else read from its detail. */
+export async function projectAccess(project) {
+  const key = `${session.username}/${project}`;
+  if (!accessCache.has(key)) rememberAccess(project, (await get(projectPath(project))).access);
+  return accessCache.get(key);
+}
+
 // ---- the message area -------------------------------------------------------------------
 
 /** Show a server error (or any message) in the visible message area at the top. */

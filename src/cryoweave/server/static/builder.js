@@ -1,6 +1,6 @@
 // The job builder: a panel on the right for a job being built. It stays open while the user
 // browses cards or another job's outputs, so output handles can be dragged onto its inputs.
-import { get, post, put, del, patch, jobPath, attempt, showNotice } from "./api.js";
+import { get, post, put, del, patch, jobPath, attempt, showNotice, allows, projectAccess } from "./api.js";
 import { h, mount, statusBadge } from "./dom.js";
 import { dragging, makeDropTarget } from "./dnd.js";
 import { paramsForm } from "./params.js";
@@ -52,13 +52,17 @@ export function closeBuilder() {
   if (was) changed();
 }
 
-/** After a page reload, reopen the builder of this project if one was open. */
-export function restoreBuilder(project) {
+/** After a page reload, reopen the builder of this project if one was open (and may still be used). */
+export async function restoreBuilder(project) {
   if (state.uid) return;
+  let saved = null;
   try {
-    const saved = JSON.parse(sessionStorage.getItem(STORAGE_KEY) || "null");
-    if (saved && saved.project === project) openBuilder(saved.project, saved.uid);
+    saved = JSON.parse(sessionStorage.getItem(STORAGE_KEY) || "null");
   } catch { /* nothing saved */ }
+  if (!saved || saved.project !== project) return;
+  const access = await projectAccess(project).catch(() => null);
+  if (!allows(access, "write")) { sessionStorage.removeItem(STORAGE_KEY); return; }
+  if (!state.uid) openBuilder(saved.project, saved.uid);
 }
 
 // Moving to or from this job's own page hands the status hook over: draw again.

@@ -1,10 +1,15 @@
-// The data page of a project: storage by job, type or workspace; clearing intermediate results
-// (a dry run first, listing what would go); exporting a job or one output group.
-import { get, post, projectPath, jobPath, qs, attempt, showNotice } from "./api.js";
+// The data page of a project: its members (an owner adds, changes and removes them); storage by
+// job, type or workspace; clearing intermediate results (a dry run first, listing what would go);
+// exporting a job or one output group. Read access shows the members and the storage only.
+import { get, put, del, post, projectPath, jobPath, qs, attempt, showNotice, showError, allows, rememberAccess, session } from "./api.js";
 import { h, mount, formatBytes, formatCount } from "./dom.js";
+
+const ACCESS_LEVELS = ["read", "write", "owner"];
 
 export async function renderData(el, project) {
   const info = await get(projectPath(project));
+  rememberAccess(project, info.access);
+  const writer = allows(info.access, "write");
   const storageArea = h("div", { testid: "storage" });
   const by = h("select", { testid: "storage-by", onchange: () => loadStorage() },
     ["job", "type", "workspace"].map((b) => h("option", { value: b }, `by ${b}`)));
@@ -16,14 +21,90 @@ export async function renderData(el, project) {
 
   mount(el,
     h("div.page-head", {}, h("h2", {}, h("span.uid", {}, project), " ", info.title || "", " — data"),
+      writer ? null : h("span.tag.read-only", { testid: "read-only" }, "read only"),
       h("span.spacer"), h("a.button", { href: `#/${project}` }, "Back to jobs")),
+    membersPanel(project, info),
     h("section.panel", {}, h("div.section-head", {}, h("h3", {}, "Storage"), h("span.spacer"), by,
       h("button.small", { testid: "storage-refresh", onclick: () => loadStorage("1") }, "Measure now")), storageArea),
-    clearingPanel(project, info),
-    await exportPanel(project));
+    writer ? clearingPanel(project, info) : null,
+    writer ? await exportPanel(project) : null);
   loadStorage();
   return null;
 }
+
+// ---- members ----------------------------------------------------------------------------
+
+/** The project's members; an owner (or an admin) may add one, change their access or remove them. */
+function membersPanel(project, info) {
+  const panel = h("section.panel", { testid: "members" });
+  const base = `${projectPath(project)}/members`;
+  let members = info.members || [];
+  const owner = allows(info.access, "owner");
+
+  const owners = () => members.filter((m) => m.access === "owner").map((m) => m.username);
+  // After a change to one's own access the page changes too (or goes: no access left).
+  async function changed(answer, name) {
+    if (!answer) return;
+    members = answer;
+    if (name !== session.username) { draw(); return; }
+    const mine = members.find((m) => m.username === name);
+    if (!mine && session.role !== "admin") location.hash = "#/projects";
+    else window.dispatchEvent(new HashChangeEvent("hashchange")); // draw the page again with the new access
+  }
+  function setAccess(name, access) {
+    // The server lets the last owner step down; the page does not: someone must manage the members.
+    const current = members.find((m) => m.username === name);
+    if (current && current.access === "owner" && access !== "owner" && owners().length === 1) {
+      showError(`${name} is the only owner of ${project}; make someone else owner first`);
+      draw();
+      return;
+    }
+    attempt(() => put(`${base}/${encodeURIComponent(name)}`, { access })).then((answer) => changed(answer, name));
+  }
+  function remove(name) {
+    attempt(() => del(`${base}/${encodeURIComponent(name)}`)).then((answer) => changed(answer, name));
+  }
+
+  const name = h("input.narrow", { testid: "member-name", placeholder: "user name", autocomplete: "off", required: true });
+  const access = h("select", { testid: "member-access", title: "Access to give" },
+    ACCESS_LEVELS.map((a) => h("option", { value: a, selected: a === "read" }, a)));
+  const form = h("form.inline-form", { onsubmit: async (event) => {
+    event.preventDefault();
+    const who = name.value.trim();
+    if (!who) return;
+    const answer = await attempt(() => put(`${base}/${encodeURIComponent(who)}`, { access: access.value }));
+    if (answer) { name.value = ""; showNotice(`${who} now has ${access.value} access to ${project}`); }
+    changed(answer, who);
+  } }, name, access, h("button.primary", { testid: "member-add", type: "submit" }, "Add member"));
+
+  function row(m) {
+    const level = owner
+      ? h("select", { testid: `member-access-${m.username}`, title: `${m.username}'s access`,
+        onchange: (event) => setAccess(m.username, event.target.value) },
+      ACCESS_LEVELS.map((a) => h("option", { value: a, selected: a === m.access }, a)))
+      : h("span", {}, m.access);
+    return h("tr", { testid: `member-${m.username}` },
+      h("td", {}, m.username, m.username === session.username ? h("span.muted.small", {}, " (you)") : null),
+      h("td", {}, level),
+      owner ? h("td", {}, h("button.link.small.danger", { testid: `member-remove-${m.username}`,
+        title: `Take ${m.username}'s access to ${project} away`, onclick: () => remove(m.username) }, "remove")) : null);
+  }
+  function draw() {
+    mount(panel,
+      h("div.section-head", {}, h("h3", {}, "Members"), h("span.spacer"),
+        h("span.muted.small", {}, `your access: ${info.access}${session.role === "admin" ? " (admin)" : ""}`)),
+      members.length
+        ? h("table.data-table.members-table", { testid: "members-list" },
+          h("thead", {}, h("tr", {}, h("th", {}, "User"), h("th", {}, "Access"), owner ? h("th", {}, "") : null)),
+          h("tbody", {}, members.map(row)))
+        : h("p.muted", { testid: "members-list" }, "No members: only admins see this project."),
+      owner ? form : h("p.small.muted", {}, "Only an owner of the project manages its members."));
+  }
+  draw();
+  return panel;
+}
+
+// ---- storage ------------------------------------------------------------------------------
 
 function storageTable(answer) {
   const rows = answer.rows || [];

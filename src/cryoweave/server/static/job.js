@@ -1,6 +1,6 @@
 // The job details page: a header with the status and actions, and the tabs overview, outputs,
 // events, log and plots. The job is polled every 2 s; events and log poll while it runs.
-import { get, post, jobPath, attempt, showNotice } from "./api.js";
+import { get, post, jobPath, attempt, showNotice, allows, projectAccess } from "./api.js";
 import { h, mount, formatTime, statusBadge, ACTIVE } from "./dom.js";
 import { dragging } from "./dnd.js";
 import { groupHandle } from "./handles.js";
@@ -14,7 +14,10 @@ const TABS = [["overview", "Overview"], ["outputs", "Outputs"], ["events", "Even
 
 export async function renderJob(el, project, uid, query) {
   const base = jobPath(project, uid);
-  let job = await get(base);
+  const [first, access] = await Promise.all([get(base), projectAccess(project)]);
+  let job = first;
+  // Read access: no actions, no builder; the page only shows the job.
+  const writer = allows(access, "write");
   let signature = JSON.stringify(job);
   let tab = TABS.some(([name]) => name === query.get("tab")) ? query.get("tab") : "overview";
   let stopTab = null;
@@ -34,8 +37,9 @@ export async function renderJob(el, project, uid, query) {
       h("h2", {}, h("span.uid", {}, uid), " ", job.title || job.type_title || job.type),
       h("span.type", {}, job.type), status,
       h("span.spacer"),
-      job.status === "building" ? h("button.primary", { testid: "action-build", onclick: () => openBuilder(project, uid) }, "Open builder") : null,
-      actionButtons(project, base, uid, () => job, refresh));
+      job.status === "building" && writer ? h("button.primary", { testid: "action-build", onclick: () => openBuilder(project, uid) }, "Open builder") : null,
+      writer ? actionButtons(project, base, uid, () => job, refresh)
+        : h("span.tag.read-only", { testid: "read-only", title: `you have ${access} access to ${project}` }, "read only"));
   }
   function drawTabs() {
     mount(tabs, TABS.map(([name, label]) => h(`button.tab${name === tab ? ".active" : ""}`, {
@@ -47,7 +51,7 @@ export async function renderJob(el, project, uid, query) {
     if (stopTab) { stopTab(); stopTab = null; }
     mount(body);
     if (tab === "overview") mount(body, overview(project, job));
-    else if (tab === "outputs") stopTab = renderOutputs(body, project, uid, live);
+    else if (tab === "outputs") stopTab = renderOutputs(body, project, uid, live, writer);
     else if (tab === "events") stopTab = eventFeed(body, base, live);
     else if (tab === "log") stopTab = logFeed(body, base, live);
     else if (tab === "plots") stopTab = renderPlots(body, project, uid, job);

@@ -9,19 +9,19 @@ import { resultHandle } from "./handles.js";
 // The version picked for each result address, kept across redraws.
 const pickedVersion = new Map();
 
-export function renderOutputs(body, project, uid, live) {
+export function renderOutputs(body, project, uid, live, writer = true) {
   let stopped = false;
   mount(body, h("p.muted", {}, "Loading outputs…"));
   get(`${jobPath(project, uid)}/outputs`).then((groups) => {
     if (stopped) return;
     mount(body, groups.length
-      ? h("div.outputs", {}, groups.map((g) => groupSection(project, uid, g, live)))
+      ? h("div.outputs", {}, groups.map((g) => groupSection(project, uid, g, live, writer)))
       : h("p.muted", {}, "This job type has no outputs."));
   }).catch((err) => { if (!stopped) mount(body, h("p.error-text", {}, err.detail || String(err))); });
   return () => { stopped = true; };
 }
 
-function groupSection(project, uid, group, live) {
+function groupSection(project, uid, group, live, writer) {
   const address = `${uid}.${group.name}`;
   const base = `${jobPath(project, uid)}/outputs/${encodeURIComponent(group.name)}`;
   const header = h("div.handle.group-handle.big", {
@@ -38,11 +38,11 @@ function groupSection(project, uid, group, live) {
   const downloads = saved ? h("span.downloads", {},
     h("a.button.small", { href: `${base}/download?what=cs&version=F`, download: "", testid: `download-${address}` }, "⤓ .cs"),
     h("a.button.small", { href: `${base}/download?what=csg&version=F`, download: "", testid: `download-csg-${address}` }, "⤓ .csg"),
-    h("button.small", { testid: `export-group-${address}`, title: "Export this group (a .csg with its files) into the project's exports folder",
+    writer ? h("button.small", { testid: `export-group-${address}`, title: "Export this group (a .csg with its files) into the project's exports folder",
       onclick: async () => {
         const answer = await attempt(() => post(`${base}/export`, {}));
         if (answer) showNotice(`${address} exported to ${answer.path}`);
-      } }, "Export")) : h("span.muted.small", {}, ACTIVE.has(live.job().status) ? "not saved yet" : "no saved versions");
+      } }, "Export") : null) : h("span.muted.small", {}, ACTIVE.has(live.job().status) ? "not saved yet" : "no saved versions");
 
   return h("section.panel.output-section", {},
     h("div.output-head", {}, header, h("span.spacer"),

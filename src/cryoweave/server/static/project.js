@@ -1,6 +1,6 @@
 // The project page: jobs as cards, a tree or a table, filters and sorting, the workspace
 // selector and the "new job" picker. The job list is polled every 2 s.
-import { get, post, qs, projectPath, attempt } from "./api.js";
+import { get, post, qs, projectPath, attempt, allows, rememberAccess } from "./api.js";
 import { h, mount, formatTime, formatCount, statusBadge } from "./dom.js";
 import { dragging } from "./dnd.js";
 import { groupHandle, jobDetail } from "./handles.js";
@@ -24,6 +24,9 @@ export async function renderProject(el, project, query) {
   if (!filtersByProject.has(project)) filtersByProject.set(project, { workspace: "", type: "", status: "", tag: "", sort: "uid", desc: "" });
   const filters = filtersByProject.get(project);
   const [info, types] = await Promise.all([get(projectPath(project)), jobTypes()]);
+  rememberAccess(project, info.access);
+  // Read access: the page shows everything but offers nothing that changes the project.
+  const writer = allows(info.access, "write");
 
   const content = h("div.jobs-area", { testid: `jobs-${mode}` });
   let jobs = [];
@@ -45,18 +48,19 @@ export async function renderProject(el, project, query) {
       : h("p.muted", {}, "No jobs here yet: pick a job type above and press New job."));
   }
   function openJob(job) {
-    if (job.status === "building") openBuilder(project, job.uid);
+    if (job.status === "building" && writer) openBuilder(project, job.uid);
     else location.hash = `#/${project}/${job.uid}`;
   }
 
-  const toolbar = projectToolbar(project, info, types, filters, mode, () => refresh(true));
+  const toolbar = projectToolbar(project, info, types, filters, mode, writer, () => refresh(true));
   mount(el,
     h("div.page-head", {},
       h("h2", {}, h("span.uid", {}, info.uid), " ", info.title || ""),
       info.archived ? h("span.tag", {}, "archived") : null,
+      writer ? null : h("span.tag.read-only", { testid: "read-only", title: `you have ${info.access} access: ask an owner for write access to change this project` }, "read only"),
       h("span.spacer"),
       h("span.muted.small", { title: info.directory }, info.directory || ""),
-      h("a.button", { href: `#/${project}/data`, testid: "data-page" }, "Data")),
+      h("a.button", { href: `#/${project}/data`, testid: "data-page", title: "Storage, clearing, export and the project's members" }, "Data & members")),
     info.description ? h("p.muted", {}, info.description) : null,
     toolbar, content);
 
@@ -67,7 +71,7 @@ export async function renderProject(el, project, query) {
   return () => { clearInterval(timer); unlisten(); };
 }
 
-function projectToolbar(project, info, types, filters, mode, refresh) {
+function projectToolbar(project, info, types, filters, mode, writer, refresh) {
   const viewLink = (name, label) => h(`a.seg${mode === name ? ".active" : ""}`, {
     testid: `view-${name}`, href: name === "cards" ? `#/${project}` : `#/${project}?view=${name}`,
   }, label);
@@ -104,9 +108,9 @@ function projectToolbar(project, info, types, filters, mode, refresh) {
 
   return h("div.toolbar", {},
     h("div.segmented", {}, viewLink("cards", "Cards"), viewLink("tree", "Tree"), viewLink("table", "Table")),
-    workspace, newWs,
+    workspace, writer ? newWs : null,
     h("span.divider"), typeFilter, statusFilter, tagFilter,
-    h("span.spacer"), newType, newJob);
+    h("span.spacer"), writer ? [newType, newJob] : null);
 }
 
 /** Job types grouped by category, as CryoSPARC's job builder lists them. */
