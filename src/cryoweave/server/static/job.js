@@ -1,6 +1,6 @@
 // The job details page: a header with the status and actions, and the tabs overview, outputs,
 // events, log and plots. The job is polled every 2 s; events and log poll while it runs.
-import { get, post, jobPath, attempt, showNotice, allows, projectAccess } from "./api.js";
+import { get, post, patch, jobPath, attempt, showNotice, allows, projectAccess } from "./api.js";
 import { h, mount, formatTime, statusBadge, ACTIVE } from "./dom.js";
 import { dragging } from "./dnd.js";
 import { groupHandle } from "./handles.js";
@@ -21,6 +21,7 @@ export async function renderJob(el, project, uid, query) {
   let signature = JSON.stringify(job);
   let tab = TABS.some(([name]) => name === query.get("tab")) ? query.get("tab") : "overview";
   let stopTab = null;
+  let editor = null; // the title and tags fields of the overview (writers only)
 
   const status = h("span.status-slot");
   const head = h("div.page-head");
@@ -50,7 +51,10 @@ export async function renderJob(el, project, uid, query) {
   function drawBody() {
     if (stopTab) { stopTab(); stopTab = null; }
     mount(body);
-    if (tab === "overview") mount(body, overview(project, job));
+    if (tab === "overview") {
+      editor = writer ? jobEditor(base, () => job, (answer) => refresh(answer)) : null;
+      mount(body, overview(project, job, editor));
+    }
     else if (tab === "outputs") stopTab = renderOutputs(body, project, uid, live, writer);
     else if (tab === "events") stopTab = eventFeed(body, base, live);
     else if (tab === "log") stopTab = logFeed(body, base, live);
@@ -71,8 +75,10 @@ export async function renderJob(el, project, uid, query) {
     job = next;
     signature = sig;
     drawHead();
-    // Overview and outputs redraw from the new record; events, log and plots poll on their own.
-    if (tab === "overview" || (tab === "outputs" && statusChanged)) drawBody();
+    // Overview and outputs redraw from the new record (the overview not under the user's unsaved
+    // title or tags); events, log and plots poll on their own.
+    const editing = editor && editor.isConnected && editor.unsaved();
+    if ((tab === "overview" && !editing) || (tab === "outputs" && statusChanged)) drawBody();
   }
 
   drawHead();
@@ -111,18 +117,53 @@ function kv(rows) {
   return h("table.kv", {}, h("tbody", {}, rows.filter(Boolean).map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v)))));
 }
 
-function overview(project, job) {
+/** "a, b,, a " → ["a", "b"]: a comma-separated list of tags, trimmed, without blanks or repeats. */
+export function parseTags(text) {
+  return [...new Set(String(text).split(",").map((t) => t.trim()).filter(Boolean))];
+}
+
+/**
+ * The title and tags of a job as fields, saved together (PATCH) with the button or Enter.
+ * `el.unsaved()` tells whether they differ from the job's record; `el.titleField` and `el.tagsField` are the fields.
+ */
+function jobEditor(base, job, onSaved) {
+  const title = h("input.title-field", { testid: "job-title-input", value: job().title || "", placeholder: "Job title" });
+  const tags = h("input.tags-field", { testid: "tags-input", value: (job().tags || []).join(", "),
+    placeholder: "tags, comma separated", title: "Tags, separated by commas; the project's tag filter finds them" });
+  async function save(event) {
+    event.preventDefault();
+    const answer = await attempt(() => patch(base, { title: title.value.trim(), tags: parseTags(tags.value) }));
+    if (!answer) return;
+    showNotice(`${answer.uid} saved`);
+    onSaved(answer);
+  }
+  const el = h("form.job-editor", { onsubmit: save },
+    h("button.small", { testid: "tags-save", type: "submit", title: "Save the title and the tags" }, "Save"));
+  el.titleField = title;
+  el.tagsField = tags;
+  el.unsaved = () => title.value.trim() !== (job().title || "")
+    || parseTags(tags.value).sort().join("\n") !== [...(job().tags || [])].sort().join("\n"); // the server sorts them
+  // The fields live in the table's rows; Enter in either submits the form they belong to.
+  title.setAttribute("form", "job-editor");
+  tags.setAttribute("form", "job-editor");
+  el.id = "job-editor";
+  return el;
+}
+
+function overview(project, job, editor) {
   const run = job.run || {};
+  const tagList = h("span.tag-list", { testid: `job-tags-${job.uid}` },
+    (job.tags || []).length ? job.tags.map((t) => h("span.tag", {}, t)) : h("span.muted", {}, "none"));
   const times = Object.entries(job.status_times || {}).sort((a, b) => String(a[1]).localeCompare(String(b[1])));
   return h("div.overview", {},
     h("div.columns", {},
       h("section.panel", {}, h("h3", {}, "Job"),
         kv([
           ["Type", `${job.type_title || ""} (${job.type})`],
-          ["Title", job.title || ""],
+          ["Title", editor ? editor.titleField : job.title || ""],
           job.description ? ["Description", job.description] : null,
           ["Workspaces", (job.workspaces || []).join(", ")],
-          ["Tags", (job.tags || []).map((t) => h("span.tag", {}, t))],
+          ["Tags", editor ? h("div.tags-edit", {}, tagList, h("div.tags-row", {}, editor.tagsField, editor)) : tagList],
           ["Directory", h("code", {}, job.directory || "")],
           ["Created", formatTime(job.created_at)],
           ["Updated", formatTime(job.updated_at)],
