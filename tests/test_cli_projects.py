@@ -446,7 +446,9 @@ VERBS = {
     "instance": ["info"],
     "project": ["create", "list", "info", "rename", "archive", "unarchive", "delete", "detach", "attach",
                 # data management (cryoweave.cli.cleaning and checking; tests in test_manage_*.py)
-                "clear-intermediate", "cleanup", "policy", "check", "relink"],
+                "clear-intermediate", "cleanup", "policy", "check", "relink",
+                # who may use it on the web server (cryoweave.cli.accounts, tested in test_cli_serve.py)
+                "share", "unshare", "members"],
     "workspace": ["create", "list", "rename"],
     "job": ["types", "spec", "create", "list", "info", "set-param", "clear-param", "connect", "disconnect",
             "mark-completed", "clear", "events",
@@ -459,6 +461,7 @@ VERBS = {
     "export": ["job", "group"],
     "import": ["job"],
     "lane": ["list", "add-cluster", "add-local", "remove", "info", "render"],
+    "user": ["add", "list", "password", "role", "remove"],
 }
 
 

@@ -35,7 +35,8 @@ def add(name: NameArg, admin: Annotated[bool, typer.Option("--admin", help="May 
         password_stdin: PasswordStdin = False) -> None:
     """Create an account.
 
-    Example: echo 'a long password' | cryoweave user add alice --password-stdin
+    Example: cryoweave user add alice --admin   (asks for the password; a script pipes it in with
+    --password-stdin)
     """
     from cryoweave.store import accounts
 
@@ -47,7 +48,10 @@ def add(name: NameArg, admin: Annotated[bool, typer.Option("--admin", help="May 
 
 @app.command("list")
 def list_(as_json: AsJson = False) -> None:
-    """List the accounts and their roles."""
+    """List the accounts and their roles.
+
+    Example: cryoweave user list --json
+    """
     from cryoweave.store import accounts
 
     with open_instance() as inst:
@@ -61,7 +65,10 @@ def list_(as_json: AsJson = False) -> None:
 
 @app.command("password")
 def password(name: NameArg, password_stdin: PasswordStdin = False) -> None:
-    """Set a new password (the user's sessions end)."""
+    """Set a new password (the user's sessions end).
+
+    Example: cryoweave user password alice
+    """
     from cryoweave.store import accounts
 
     new = _password(password_stdin)
@@ -72,7 +79,10 @@ def password(name: NameArg, password_stdin: PasswordStdin = False) -> None:
 
 @app.command("role")
 def role(name: NameArg, to: Annotated[str, typer.Argument(help="admin or user.", show_default=False)]) -> None:
-    """Make a user an admin, or a plain user again."""
+    """Make a user an admin, or a plain user again.
+
+    Example: cryoweave user role alice admin
+    """
     from cryoweave.store import accounts
 
     with open_instance() as inst:
@@ -83,7 +93,10 @@ def role(name: NameArg, to: Annotated[str, typer.Argument(help="admin or user.",
 @app.command("remove")
 def remove(name: NameArg, yes: Annotated[bool, typer.Option("--yes", help="Remove without asking.")] = False
            ) -> None:
-    """Remove an account (its projects stay; it loses access to them)."""
+    """Remove an account (its projects stay; it loses access to them).
+
+    Example: cryoweave user remove alice --yes
+    """
     from cryoweave.store import accounts
 
     if not yes:
@@ -110,7 +123,10 @@ def share(project: ProjectArg, name: NameArg,
 
 @project_app.command("unshare")
 def unshare(project: ProjectArg, name: NameArg) -> None:
-    """Take a user's access to a project away."""
+    """Take a user's access to a project away.
+
+    Example: cryoweave project unshare P1 alice
+    """
     from cryoweave.store import accounts
 
     with open_instance() as inst:
@@ -120,7 +136,10 @@ def unshare(project: ProjectArg, name: NameArg) -> None:
 
 @project_app.command("members")
 def members(project: ProjectArg, as_json: AsJson = False) -> None:
-    """Who may use a project on the web server, and how."""
+    """Who may use a project on the web server, and how.
+
+    Example: cryoweave project members P1
+    """
     from cryoweave.store import accounts
 
     with open_instance() as inst:
