@@ -95,7 +95,7 @@ def test_serve_answers_logs_in_and_schedules(env, tmp_path):
         server.send_signal(signal.SIGINT)
         out, _ = server.communicate(timeout=30)
     assert server.returncode == 0, out
-    assert f"serves http://127.0.0.1:{port}/" in out and "Traceback" not in out
+    assert f"serves http://127.0.0.1:{port}/ (API schema at /docs)" in out and "Traceback" not in out
 
 
 def test_serve_refuses_a_port_in_use(env, tmp_path):

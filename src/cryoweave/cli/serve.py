@@ -39,7 +39,8 @@ def serve(
             say("no accounts yet: create one with 'cryoweave user add NAME --admin' to log in")
         server = ServerThread(inst, host=host, port=port, projects_dir=projects_dir, secure_cookies=secure_cookies,
                               schedule=not no_scheduler, proxy_headers=proxy_headers, root_path=root_path).start()
-        say(f"cryoweave serves {server.url}{root_path}/ (API schema at {server.url}{root_path}/docs); Ctrl-C stops")
+        behind = f", for a reverse proxy that serves it under {root_path}/" if root_path else ""
+        say(f"cryoweave serves {server.url}/ (API schema at /docs){behind}; Ctrl-C stops")
         signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends it as Ctrl-C does
         try:
             server.wait()
