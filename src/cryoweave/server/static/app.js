@@ -1,7 +1,7 @@
 // cryoweave's web interface: the hash router, the top bar, login and the projects list.
 // Views live in their own modules; each returns a function that stops its polling.
 import { api, get, post, session, showError, clearMessages, attempt } from "./api.js";
-import { h, mount, formatBytes } from "./dom.js";
+import { h, mount, formatBytes, plural } from "./dom.js";
 import { renderProject } from "./project.js";
 import { renderJob } from "./job.js";
 import { renderData } from "./datapage.js";
@@ -127,8 +127,8 @@ async function renderProjects(el) {
     h("div.card-title", {}, p.title || "(untitled)"),
     p.description ? h("div.muted.small", {}, p.description) : null,
     h("div.card-meta", {},
-      h("span", {}, `${p.jobs ?? 0} jobs`),
-      h("span", {}, `${(p.workspaces && p.workspaces.length !== undefined) ? p.workspaces.length : (p.workspaces ?? 0)} workspaces`),
+      h("span", {}, plural(p.jobs ?? 0, "job")),
+      h("span", {}, plural((p.workspaces && p.workspaces.length !== undefined) ? p.workspaces.length : (p.workspaces ?? 0), "workspace")),
       p.size_bytes !== undefined && p.size_bytes !== null ? h("span", {}, formatBytes(p.size_bytes)) : null)));
   mount(el,
     h("div.page-head", {}, h("h2", {}, "Projects"), form),

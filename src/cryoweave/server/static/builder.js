@@ -136,11 +136,14 @@ function render() {
 
 // ---- inputs ---------------------------------------------------------------------------
 
-/** "1 to 1 group(s), no repeats" from an input's min, max and repeat. */
+/** "1 group, no repeats", "2 or more groups, repeats allowed" from an input's min, max and repeat. */
 export function requirementText(input) {
   const { min, max, repeat } = counts(input);
-  const count = max === null || max === undefined ? `${min} or more` : `${min} to ${max}`;
-  return `${count} group(s), ${repeat ? "repeats allowed" : "no repeats"}`;
+  let count;
+  if (max === null || max === undefined) count = `${min} or more groups`;
+  else if (min === max) count = `${min} ${min === 1 ? "group" : "groups"}`;
+  else count = `${min} to ${max} ${max === 1 ? "group" : "groups"}`;
+  return `${count}, ${repeat ? "repeats allowed" : "no repeats"}`;
 }
 
 /** An input's group counts (the detail names them count_min/count_max/repeat_allowed). */

@@ -2,7 +2,7 @@
 // job, type or workspace; clearing intermediate results (a dry run first, listing what would go);
 // exporting a job or one output group. Read access shows the members and the storage only.
 import { get, put, del, post, projectPath, jobPath, qs, attempt, showNotice, showError, allows, rememberAccess, session } from "./api.js";
-import { h, mount, formatBytes, formatCount } from "./dom.js";
+import { h, mount, formatBytes, formatCount, plural } from "./dom.js";
 
 const ACCESS_LEVELS = ["read", "write", "owner"];
 
@@ -115,11 +115,11 @@ function storageTable(answer) {
   return h("div", {},
     h("p", {}, "Total ", h("b", { testid: "storage-total" }, formatBytes(answer.total_bytes)),
       answer.stale ? h("span.tag", { title: "some figures are from the cache and being refreshed" }, "stale") : null),
-    h("table.data-table.storage-table", {},
+    h("div.table-scroll", {}, h("table.data-table.storage-table", {},
       h("thead", {}, h("tr", {}, h("th", {}, "Key"), h("th", {}, "Title"), h("th.num", {}, "Size"), extra.map((k) => h("th", {}, k.replace(/_/g, " "))))),
       h("tbody", {}, rows.map((r) => h("tr", { testid: `storage-row-${r.key}` },
         h("td", {}, String(r.key ?? "")), h("td", {}, r.title ?? ""), h("td.num", {}, formatBytes(r.bytes)),
-        extra.map((k) => h("td", {}, String(cell(k, r[k])))))))));
+        extra.map((k) => h("td", {}, String(cell(k, r[k]))))))))));
 }
 
 function clearingPanel(project, info) {
@@ -132,7 +132,7 @@ function clearingPanel(project, info) {
     if (!answer) return;
     const jobs = answer.jobs || [];
     mount(result,
-      h("p", {}, jobs.length ? `Would free ${formatBytes(answer.bytes)} in ${jobs.length} job(s):` : "Nothing to clear: no intermediate results."),
+      h("p", {}, jobs.length ? `Would free ${formatBytes(answer.bytes)} in ${plural(jobs.length, "job")}:` : "Nothing to clear: no intermediate results."),
       jobs.length ? h("table.data-table", {}, h("thead", {}, h("tr", {}, ["Job", "Type", "Files", "Size"].map((t) => h("th", {}, t)))),
         h("tbody", {}, jobs.map((j) => h("tr", {}, h("td", {}, j.job), h("td", {}, j.type),
           h("td.small", {}, (j.files || []).map((f) => h("div", {}, h("code", {}, f)))), h("td.num", {}, formatBytes(j.bytes)))))) : null,

@@ -60,6 +60,11 @@ export function formatCount(n) {
   return Number(n).toLocaleString("en-US");
 }
 
+/** "1 item", "1,000 items": a count with its noun, singular or plural. */
+export function plural(n, word, words = `${word}s`) {
+  return `${formatCount(n ?? 0)} ${Number(n) === 1 ? word : words}`;
+}
+
 /** A colored status label; its text is exactly the status so tests can compare it. */
 export function statusBadge(status, testid) {
   return h(`span.status.status-${status}`, { testid }, status);

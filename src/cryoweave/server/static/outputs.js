@@ -2,7 +2,7 @@
 // versions, file paths with a copy button and downloads. Group headers and result handles are
 // draggable onto the builder, as on the cards.
 import { get, post, jobPath, attempt, showNotice } from "./api.js";
-import { h, mount, formatCount, ACTIVE } from "./dom.js";
+import { h, mount, formatCount, plural, ACTIVE } from "./dom.js";
 import { makeDraggable } from "./dnd.js";
 import { resultHandle } from "./handles.js";
 
@@ -31,7 +31,7 @@ function groupSection(project, uid, group, live, writer) {
   h("span.handle-name", {}, group.title || group.name),
   h("span.address", {}, address),
   h("span.dtype", {}, group.type),
-  h("span.count", {}, `${formatCount(group.num_items)} items`));
+  h("span.count", {}, plural(group.num_items, "item")));
   makeDraggable(header, () => ({ kind: "group", address, type: group.type, name: group.name }));
 
   const saved = (group.tables || []).length > 0;
@@ -48,9 +48,9 @@ function groupSection(project, uid, group, live, writer) {
     h("div.output-head", {}, header, h("span.spacer"),
       group.versions && group.versions.length ? h("span.muted.small", {}, `versions ${group.versions.join(", ")}`) : null,
       downloads),
-    (group.results || []).length ? h("table.data-table.results-table", {},
-      h("thead", {}, h("tr", {}, ["Result", "Type", "Items", "Version", "File", ""].map((t) => h("th", {}, t)))),
-      h("tbody", {}, group.results.map((r) => resultRow(base, r))))
+    (group.results || []).length ? h("div.table-scroll", {}, h("table.data-table.results-table", {},
+      h("thead", {}, h("tr", {}, ["Result", "Type", "Items", "Version", "File"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, group.results.map((r) => resultRow(base, r)))))
       : h("p.muted.small", {}, "No results saved."));
 }
 
@@ -88,7 +88,7 @@ function resultRow(base, result) {
     h("td", {}, handle),
     h("td", {}, result.dtype, result.passthrough
       ? h("span.tag.passthrough", { title: "received from an input and passed along unchanged; the file is the ancestor's" }, " passthrough") : null),
-    items, h("td", {}, select), file, h("td", {}, download));
+    items, h("td.nowrap", {}, select, " ", download), file);
 }
 
 function pathWithCopy(path) {

@@ -43,7 +43,7 @@ export async function renderProject(el, project, query) {
   }
   function renderJobs() {
     if (mode === "tree") drawTree(content, project, jobs, openJob);
-    else if (mode === "table") mount(content, jobTable(project, jobs, filters, openJob, () => refresh(true)));
+    else if (mode === "table") mount(content, h("div.table-scroll", {}, jobTable(project, jobs, filters, openJob, () => refresh(true))));
     else mount(content, jobs.length ? h("div.card-grid.jobs", {}, jobs.map((j) => jobCard(project, j, openJob)))
       : h("p.muted", {}, "No jobs here yet: pick a job type above and press New job."));
   }
