@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from cryoweave.store import accounts
-from support.browser import LiveServer, hook, log_in, sel
+from support.browser import ACTION_TIMEOUT_MS, VIEWPORT, LiveServer, Shots, hook, log_in, sel
 
 pytestmark = pytest.mark.slow
 
@@ -284,3 +284,127 @@ def test_override_and_version(live_server, browser_page):
     page.goto(f"{server.url}/#/{P}")
     wait_completed(page, "J5")
     page.shot("J5-completed")
+
+
+def test_sharing_and_read_only(live_server, browser_page, chromium):
+    """An owner shares a project read-only through the members form; the reader sees but cannot change it."""
+    page, server = browser_page, live_server
+    accounts.add_user(server.instance.store, "bob", server.password)
+
+    # Alice makes a project through the page; two jobs (left in building) come through the API.
+    log_in(page, server, server.user)
+    hook(page, "new-project-title").fill("Shared")
+    hook(page, "new-project-submit").click()
+    hook(page, "new-job-type")
+    project = server.instance.project("P1")
+    project.create_job("generate_phantom", title="the phantom")
+    project.create_job("generate_phantom", title="another")
+
+    # The members form: an unknown user is refused with the server's words, bob gets read access.
+    page.goto(f"{server.url}/#/P1/data")
+    expect(hook(page, "members-list")).to_contain_text(server.user)
+    hook(page, "member-name").fill("carol")
+    hook(page, "member-add").click()
+    expect(hook(page, "error")).to_contain_text("carol")
+    hook(page, "member-name").fill("bob")
+    hook(page, "member-access").select_option("read")
+    hook(page, "member-add").click()
+    expect(hook(page, "member-bob")).to_contain_text("bob")
+    page.shot("bob-added")
+    assert dict((name, str(a)) for name, a in accounts.members(server.instance.store, "P1")) == \
+        {server.user: "owner", "bob": "read"}
+    # The only owner cannot be removed: the server's detail is shown.
+    hook(page, f"member-remove-{server.user}").click()
+    expect(hook(page, "error")).to_contain_text("only owner")
+
+    # Alice tags J1 in its overview (and retitles it).
+    page.goto(f"{server.url}/#/P1/J1")
+    hook(page, "tags-input").fill("keep, best map")
+    hook(page, "job-title-input").fill("the kept phantom")
+    hook(page, "tags-save").click()
+    expect(hook(page, "job-tags-J1")).to_contain_text("best map")
+    eventually(lambda: project_job(server, "P1", "J1").refresh().record.tags == ["best map", "keep"], "J1 tagged")
+    assert project_job(server, "P1", "J1").title == "the kept phantom"
+    page.shot("J1-tagged")
+
+    # Bob, in a browser context of his own, sees the project without anything that changes it.
+    context = chromium.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    try:
+        bob = context.new_page()
+        bob_shot = Shots(bob, f"{page.shot.test_name}-bob")
+        log_in(bob, server, "bob")
+        hook(bob, "project-card-P1").click()
+        hook(bob, "job-card-J1")
+        hook(bob, "read-only")
+        for absent in ("new-job-type", "new-job-submit", "new-workspace-title"):
+            expect(bob.locator(sel(absent))).to_have_count(0)
+        bob_shot("project")
+        hook(bob, "job-card-J2").click()  # a building job: its page, not the builder
+        expect(bob).to_have_url(re.compile(r"#/P1/J2$"))
+        hook(bob, "job-status-J2")
+        expect(bob.locator("#builder")).to_be_hidden()
+        for absent in ("action-kill", "action-clear", "action-build", "queue-J2", "tags-save", "tags-input", "job-title-input"):
+            expect(bob.locator(sel(absent))).to_have_count(0)
+        bob_shot("job-read-only")
+        # The tag alice set filters the table.
+        bob.goto(f"{server.url}/#/P1?view=table")
+        hook(bob, "table-row-J2")
+        hook(bob, "filter-tag").fill("keep")
+        expect(bob.locator("[data-testid^=table-row-]")).to_have_count(1)
+        expect(hook(bob, "table-row-J1")).to_contain_text("best map")
+        bob_shot("table-filtered-by-tag")
+        # The members list without the controls.
+        bob.goto(f"{server.url}/#/P1/data")
+        expect(hook(bob, "members-list")).to_contain_text("bob")
+        for absent in ("member-add", "member-name", "member-remove-bob", "clear-intermediate-dry-run"):
+            expect(bob.locator(sel(absent))).to_have_count(0)
+        bob_shot("members-read-only")
+    finally:
+        context.close()
+
+
+def test_served_under_a_prefix(live_server, browser_page):
+    """Mounted under /cryoweave/ (as behind a proxy that strips it), the page asks only for URLs under it."""
+    import threading
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    from cryoweave.server.app import create_app
+    from cryoweave.server.serve import free_port
+
+    page, server = browser_page, live_server
+    server.instance.create_project("Behind a proxy", server.projects_dir).create_job("generate_phantom")
+    outer = FastAPI()
+    outer.mount("/cryoweave", create_app(server.instance, projects_dir=server.projects_dir))
+    port = free_port()
+    proxied = uvicorn.Server(uvicorn.Config(outer, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=proxied.run, daemon=True)
+    thread.start()
+    eventually(lambda: proxied.started, "the prefixed server started")
+    base = f"http://127.0.0.1:{port}/cryoweave/"
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    try:
+        page.goto(base)
+        hook(page, "login-username").fill(server.admin)
+        hook(page, "login-password").fill(server.password)
+        hook(page, "login-submit").click()
+        hook(page, "project-card-P1").click()
+        hook(page, "job-card-J1")
+        page.shot("project")
+        hook(page, "job-card-J1").locator("a.uid").click()
+        hook(page, "tab-outputs").click()
+        hook(page, "tab-events").click()
+        hook(page, "event-list")
+        page.goto(base + "#/P1/data")
+        hook(page, "members-list")
+        hook(page, "storage-total")
+        page.shot("data")
+    finally:
+        proxied.should_exit = True
+        thread.join(timeout=15)
+    fetched = [url for url in requested if url.startswith("http")]
+    assert any("/cryoweave/api/projects" in url for url in fetched)
+    assert all(url.startswith(base) for url in fetched), [u for u in fetched if not u.startswith(base)]
