@@ -115,6 +115,10 @@ def test_write_access_builds_but_may_not_manage_members(server):
     assert made.status_code == 200 and made.json()["uid"] == "J1"
     assert bob.put("/api/projects/P1/members/bob", json={"access": "owner"}).status_code == 403
     assert client.delete("/api/projects/P1/members/alice").status_code == 400  # the only owner stays
+    demoted = client.put("/api/projects/P1/members/alice", json={"access": "read"})
+    assert demoted.status_code == 400 and "only owner" in demoted.json()["detail"]
+    client.put("/api/projects/P1/members/bob", json={"access": "owner"})
+    assert client.put("/api/projects/P1/members/alice", json={"access": "read"}).status_code == 200
 
 
 def test_only_admins_manage_users_lanes_and_attach(server):

@@ -122,7 +122,8 @@ def record_save(record: JobRecord, spec: OutputSpec, version: int, metafile: str
                                                                           order.index(kv[0]) if kv[0] in order else 0)))
     record.outputs[spec.name] = group
     passed = sum(r.passthrough for r in group.results.values())
-    return (f"saved output {spec.name} version {version}: {num_items:,} items, results "
+    items = "1 item" if num_items == 1 else f"{num_items:,} items"
+    return (f"saved output {spec.name} version {version}: {items}, results "
             f"{', '.join(made) or 'none (uid only)'}" + (f"; {passed} passed through" if passed else ""))
 
 

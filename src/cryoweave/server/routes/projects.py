@@ -53,6 +53,13 @@ def _detail(request: Request, project: Project, access: Access) -> dict[str, Any
         "members": _members(request, project.uid)}
 
 
+def _keep_an_owner(request: Request, project: str, name: str) -> None:
+    """Refuse to leave a project without an owner (only an admin could manage it then)."""
+    owners = [n for n, a in accounts.members(instance(request).store, project) if a == Access.OWNER]
+    if owners == [name]:
+        raise HTTPException(400, f"{name} is the only owner of {project}; make someone else owner first")
+
+
 @router.get("")
 def list_projects(request: Request, who: User = Depends(user)) -> list[dict[str, Any]]:
     """The projects this user may read."""
@@ -93,14 +100,14 @@ def create_workspace(body: NewWorkspace, access: ProjectAccess = Depends(writabl
 @router.put("/{project}/members/{name}")
 def set_member(name: str, body: MemberBody, request: Request,
                access: ProjectAccess = Depends(owned)) -> list[dict[str, str]]:
+    if body.access != Access.OWNER:
+        _keep_an_owner(request, access.project.uid, name)
     accounts.set_member(instance(request).store, access.project.uid, name, body.access)
     return _members(request, access.project.uid)
 
 
 @router.delete("/{project}/members/{name}")
 def remove_member(name: str, request: Request, access: ProjectAccess = Depends(owned)) -> list[dict[str, str]]:
-    owners = [n for n, a in accounts.members(instance(request).store, access.project.uid) if a == Access.OWNER]
-    if owners == [name]:
-        raise HTTPException(400, f"{name} is the only owner of {access.project.uid}; make someone else owner first")
+    _keep_an_owner(request, access.project.uid, name)
     accounts.remove_member(instance(request).store, access.project.uid, name)
     return _members(request, access.project.uid)

@@ -50,7 +50,7 @@ function groupSection(project, uid, group, live, writer) {
       downloads),
     (group.results || []).length ? h("div.table-scroll", {}, h("table.data-table.results-table", {},
       h("thead", {}, h("tr", {}, ["Result", "Type", "Items", "Version", "File"].map((t) => h("th", {}, t)))),
-      h("tbody", {}, group.results.map((r) => resultRow(base, r)))))
+      h("tbody", {}, group.results.map((r) => resultRow(base, r, group.type)))))
       : h("p.muted.small", {}, "No results saved."));
 }
 
@@ -60,7 +60,10 @@ function versionIndex(result, version) {
   return result.versions.indexOf(Number(version));
 }
 
-function resultRow(base, result) {
+// Groups whose blob results name MRC maps, downloadable as such.
+const MAP_GROUPS = new Set(["volume", "volume_multi", "mask"]);
+
+function resultRow(base, result, groupType) {
   const address = result.address;
   const version = pickedVersion.get(address) || "F";
   const select = h("select.versions", { testid: `versions-${address}`, title: "Version of this result a drag will use" },
@@ -71,6 +74,9 @@ function resultRow(base, result) {
   const items = h("td.num");
   const file = h("td.file");
   const download = h("a.button.small", { download: "", title: "Download the .cs holding this result" }, "⤓");
+  const isMap = MAP_GROUPS.has(groupType) && result.dtype === "blob";
+  const mrc = isMap ? h("a.button.small", { download: "", testid: `download-map-${address}`,
+    title: "Download the MRC map this result names" }, "⤓ .mrc") : null;
 
   function update() {
     const v = select.value;
@@ -81,6 +87,7 @@ function resultRow(base, result) {
     const paths = result.passthrough ? (result.paths_abs || []) : (i >= 0 && result.paths_abs ? [result.paths_abs[i]] : []);
     mount(file, paths.filter(Boolean).map((p) => pathWithCopy(p)));
     download.href = `${base}/results/${encodeURIComponent(result.name)}/download?version=${encodeURIComponent(v)}`;
+    if (mrc) mrc.href = `${base}/results/${encodeURIComponent(result.name)}/map?version=${encodeURIComponent(v)}`;
   }
   select.addEventListener("change", update);
   update();
@@ -88,7 +95,7 @@ function resultRow(base, result) {
     h("td", {}, handle),
     h("td", {}, result.dtype, result.passthrough
       ? h("span.tag.passthrough", { title: "received from an input and passed along unchanged; the file is the ancestor's" }, " passthrough") : null),
-    items, h("td.nowrap", {}, select, " ", download), file);
+    items, h("td.nowrap", {}, select, " ", download, mrc ? " " : null, mrc), file);
 }
 
 function pathWithCopy(path) {
