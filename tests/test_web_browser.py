@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,6 +189,13 @@ def test_walkthrough(live_server, browser_page):
     expect(hook(page, "output-group-J3.particles")).to_contain_text("300")
     expect(hook(page, "output-group-J3.volume")).to_contain_text("1")
     page.shot("J3-outputs")
+    # the map itself downloads from its link, byte for byte the file the result names
+    link = hook(page, "download-map-J3.volume.map").get_attribute("href")
+    with page.expect_download() as download:
+        hook(page, "download-map-J3.volume.map").click()
+    named = project_job(server, "P1", "J3").load_output("volume")["map/path"][0]
+    assert Path(download.value.path()).read_bytes() == (project_job(server, "P1", "J3").project.directory /
+                                                        named).read_bytes(), link
 
     # Its events and log.
     hook(page, "tab-events").click()
@@ -344,7 +352,8 @@ def test_sharing_and_read_only(live_server, browser_page, chromium):
         expect(bob).to_have_url(re.compile(r"#/P1/J2$"))
         hook(bob, "job-status-J2")
         expect(bob.locator("#builder")).to_be_hidden()
-        for absent in ("action-kill", "action-clear", "action-build", "queue-J2", "tags-save", "tags-input", "job-title-input"):
+        for absent in ("action-kill", "action-clear", "action-build", "queue-J2", "tags-save", "tags-input",
+                       "job-title-input"):
             expect(bob.locator(sel(absent))).to_have_count(0)
         bob_shot("job-read-only")
         # The tag alice set filters the table.
