@@ -304,6 +304,8 @@ def test_upgrading_from_the_first_schema_fills_job_ancestry(tmp_path, database_u
     with Instance(home=tmp_path / "home", database_url=database_url, registry=registry) as inst:
         _chain(inst, tmp_path)
         with inst.store.engine.begin() as conn:  # back to schema 0001, as an older cryoweave left it
+            for table in ("project_members", "sessions", "users"):  # 0005
+                conn.exec_driver_sql(f"DROP TABLE {table}")
             conn.exec_driver_sql("DROP TABLE job_parents")
             conn.exec_driver_sql("DROP TABLE lanes")
             conn.exec_driver_sql("ALTER TABLE jobs DROP COLUMN heartbeat_at")
