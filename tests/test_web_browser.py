@@ -417,3 +417,26 @@ def test_served_under_a_prefix(live_server, browser_page):
     fetched = [url for url in requested if url.startswith("http")]
     assert any("/cryoweave/api/projects" in url for url in fetched)
     assert all(url.startswith(base) for url in fetched), [u for u in fetched if not u.startswith(base)]
+
+
+def test_admin_attaches_a_project_directory(live_server, browser_page, tmp_path):
+    """A project made on another instance is attached from the projects page by an admin; users see no form."""
+    from cryoweave.api import Instance
+
+    page, server = browser_page, live_server
+    with Instance(home=tmp_path / "elsewhere") as other:
+        moved = other.create_project("Moved here", tmp_path / "elsewhere-projects")
+        moved.create_job("generate_phantom", params={"box": 32})
+        directory = moved.directory  # still held by the other instance: its lock names it
+    log_in(page, server, server.user)
+    expect(page.locator(sel("attach-directory"))).to_have_count(0)
+    hook(page, "logout").click()
+    log_in(page, server)
+    hook(page, "attach-directory").fill(str(directory))
+    hook(page, "attach-submit").click()
+    expect(hook(page, "error")).to_contain_text("--take-over")  # the lock is refused until taken over
+    hook(page, "attach-take-over").check()
+    hook(page, "attach-submit").click()
+    expect(hook(page, "job-card-J1")).to_contain_text("generate_phantom")
+    page.shot("attached")
+    assert [p.title for p in server.instance.projects()] == ["Imported: Moved here"]

@@ -23,6 +23,7 @@ class NewProject(BaseModel):
 
 class AttachBody(BaseModel):
     directory: str
+    take_over: bool = False
 
 
 class NewWorkspace(BaseModel):
@@ -81,8 +82,8 @@ def create_project(body: NewProject, request: Request, who: User = Depends(user)
 
 @router.post("/attach")
 def attach_project(body: AttachBody, request: Request, _admin: User = Depends(admin)) -> dict[str, Any]:
-    """Attach a project directory (or archive) that lies on the server."""
-    project = instance(request).attach(body.directory)
+    """Attach a project directory that lies on the server (``take_over``: one another instance's lock names)."""
+    project = instance(request).attach(body.directory, take_over=body.take_over)
     return _detail(request, project, Access.OWNER)
 
 

@@ -132,8 +132,26 @@ async function renderProjects(el) {
       p.size_bytes !== undefined && p.size_bytes !== null ? h("span", {}, formatBytes(p.size_bytes)) : null)));
   mount(el,
     h("div.page-head", {}, h("h2", {}, "Projects"), form),
+    session.role === "admin" ? attachForm() : null,
     cards.length ? h("div.card-grid", {}, cards) : h("p.muted", {}, "No projects yet: create one above."));
   return null;
+}
+
+/** Admins attach a project directory lying on the server (moved, copied, or from another instance). */
+function attachForm() {
+  const directory = h("input.wide", { testid: "attach-directory", placeholder: "/path/to/a/project/directory on the server",
+    required: true });
+  const takeOver = h("input", { type: "checkbox", testid: "attach-take-over" });
+  return h("form.inline-form.attach-form", {
+    onsubmit: async (event) => {
+      event.preventDefault();
+      const made = await attempt(() => post("api/projects/attach", { directory: directory.value, take_over: takeOver.checked }));
+      if (made) location.hash = `#/${made.uid}`;
+    },
+  }, h("span.muted", {}, "Attach a project directory"), directory,
+    h("label.small", { title: "The directory's lock names another instance: a copy, or that instance is gone" },
+      takeOver, " take over"),
+    h("button", { testid: "attach-submit", type: "submit" }, "Attach"));
 }
 
 // ---- start ----------------------------------------------------------------------------
