@@ -351,5 +351,10 @@ class Job(RunMethods, JobData):
     def rename(self, title: str) -> Job:
         return self._edit(edits.retitle(title=title))
 
+    def relabel(self, *, title: str | None = None, description: str | None = None,
+                tags: list[str] | None = None) -> Job:
+        """Change the title, description or tags (labels for filtering), whatever the status."""
+        return self._edit(edits.retitle(title=title, description=description, tags=tags))
+
     def events(self) -> list[Event]:
         return self.project._store.job_events(self.project.uid, self.uid)

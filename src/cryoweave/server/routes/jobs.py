@@ -87,11 +87,7 @@ def get_job(job: str, access: ProjectAccess = Depends(readable)) -> dict[str, An
 
 @router.patch("/{job}")
 def label_job(job: str, body: Labels, access: ProjectAccess = Depends(writable)) -> dict[str, Any]:
-    from cryoweave.builder import edits
-
-    found = access.job(job)
-    found._edit(edits.retitle(title=body.title, description=body.description, tags=body.tags))
-    return views.job_detail(found)
+    return views.job_detail(access.job(job).relabel(title=body.title, description=body.description, tags=body.tags))
 
 
 @router.put("/{job}/params")
