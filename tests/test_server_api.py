@@ -219,3 +219,19 @@ def test_a_job_runs_and_its_events_and_log_are_read(server):
         assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
     assert client.get(f"{base}/J1/events/9999/image").status_code == 404
     assert client.post(f"{base}/J1/clear", json={}).json()["status"] == "building"
+
+
+def test_no_route_serves_files_from_outside(server):
+    inst, client, tmp_path = server
+    client.post("/api/projects/P1/jobs", json={"type": "generate_phantom", "params": {"box": 32}})
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the web")
+    job_dir = inst.project("P1").job("J1").directory
+    job_dir.mkdir(exist_ok=True)
+    (job_dir / "job.log").symlink_to(secret)
+    assert client.get("/api/projects/P1/jobs/J1/log").json() == {"text": "", "offset": 0}
+    for path in ("/static/../../../etc/passwd", "/static/%2e%2e/%2e%2e/store/accounts.py", "/static/..%2fapp.py",
+                 "/api/projects/P1/jobs/J1/files/..%2f..%2fsecret.txt"):
+        answer = client.get(path)
+        assert answer.status_code == 404 and b"not for the web" not in answer.content and b"root:" not in \
+            answer.content, path

@@ -194,11 +194,11 @@ def event_image(job: str, seq: int, access: ProjectAccess = Depends(readable)) -
 @router.get("/{job}/log")
 def log(job: str, offset: int = Query(0, ge=0), access: ProjectAccess = Depends(readable)) -> dict[str, Any]:
     """The job's job.log from byte ``offset`` (at most 256 KiB a call); poll with the offset returned."""
-    path = access.job(job).directory / "job.log"
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read(LOG_CHUNK)
-    except FileNotFoundError:
+    found = access.job(job)
+    path = inside(found.directory / "job.log", found.directory)  # a link leading out is not followed
+    if path is None:
         return {"text": "", "offset": 0}
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(LOG_CHUNK)
     return {"text": data.decode("utf-8", errors="replace"), "offset": offset + len(data)}
