@@ -235,3 +235,12 @@ def test_no_route_serves_files_from_outside(server):
         answer = client.get(path)
         assert answer.status_code == 404 and b"not for the web" not in answer.content and b"root:" not in \
             answer.content, path
+
+
+def test_the_page_runs_only_its_own_scripts(server):
+    _inst, client, _tmp_path = server
+    page = client.get("/")
+    assert page.status_code == 200 and "static/app.js" in page.text
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-eval" not in policy
+    assert page.headers["x-content-type-options"] == "nosniff"

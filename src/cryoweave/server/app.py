@@ -25,6 +25,9 @@ from cryoweave.server.deps import ServerState
 from cryoweave.server.routes import data, jobs, outputs, projects, session
 
 STATIC = Path(__file__).parent / "static"
+PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+               "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
+"""The page runs only its own scripts: a job's text or a project's title can never run as code."""
 
 
 def _status_of(err: CryoweaveError) -> int:
@@ -68,6 +71,7 @@ def create_app(instance: Instance, *, projects_dir: str | os.PathLike | None = N
 
     @app.get("/", include_in_schema=False)
     def _index() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache",
+                                                            "Content-Security-Policy": PAGE_POLICY})
 
     return app
