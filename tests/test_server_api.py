@@ -53,6 +53,15 @@ def test_login_logout_and_me(server):
     assert client.post("/api/login", json={"username": "nobody", "password": PASSWORD}).status_code == 401
 
 
+def test_password_guessing_is_slowed_down(server):
+    _inst, client, _tmp_path = server
+    for _ in range(5):
+        assert client.post("/api/login", json={"username": "bob", "password": "guess"}).status_code == 401
+    answer = client.post("/api/login", json={"username": "bob", "password": PASSWORD})
+    assert answer.status_code == 429 and "too many failed logins for 'bob'" in answer.json()["detail"]
+    assert client.post("/api/login", json={"username": "alice", "password": PASSWORD}).status_code == 200
+
+
 def test_the_session_cookie_is_http_only_and_strict(tmp_path):
     inst, client = make_server(tmp_path)
     add_user(inst, "alice")

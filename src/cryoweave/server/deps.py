@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Depends, HTTPException, Request
@@ -30,6 +30,8 @@ class ServerState:
     instance: Instance
     projects_dir: Path
     secure_cookies: bool = False
+    failed_logins: dict[str, list[float]] = field(default_factory=dict)
+    """Recent failed logins by user name (monotonic times), to slow down password guessing."""
 
 
 def state(request: Request) -> ServerState:

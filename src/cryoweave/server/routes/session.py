@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -12,6 +13,8 @@ from cryoweave.store import accounts
 from cryoweave.store.accounts import Role, Session, User
 
 router = APIRouter(prefix="/api", tags=["session"])
+FAILED_LOGINS = 5
+FAILED_WINDOW_S = 300.0
 
 
 class Login(BaseModel):
@@ -45,9 +48,19 @@ def _user_data(u: User) -> dict[str, Any]:
 def login(body: Login, request: Request, response: Response) -> dict[str, Any]:
     """Check the name and password; the answer sets the session cookie and gives the CSRF token."""
     store = instance(request).store
+    recent = state(request).failed_logins
+    now = time.monotonic()
+    failures = [t for t in recent.pop(body.username, []) if now - t < FAILED_WINDOW_S]
+    if failures:
+        recent[body.username] = failures
+    if len(failures) >= FAILED_LOGINS:
+        wait = int(FAILED_WINDOW_S - (now - failures[0])) + 1
+        raise HTTPException(429, f"too many failed logins for {body.username!r}: try again in {wait} s")
     who = accounts.verify(store, body.username, body.password)
     if who is None:
+        recent[body.username] = [*failures, now]
         raise HTTPException(401, "wrong user name or password")
+    recent.pop(body.username, None)
     token, found = accounts.start_session(store, who)
     secure = state(request).secure_cookies or request.url.scheme == "https"
     response.set_cookie(SESSION_COOKIE, token, max_age=int(accounts.SESSION_TTL.total_seconds()), httponly=True,
