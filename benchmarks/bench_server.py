@@ -22,7 +22,6 @@ The table is printed; figures go to ``<out>/server.json``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import random
@@ -41,44 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from bench_builder import build_chain
-from bench_store import PIPELINE, outputs_for, registry
+from bench_store import registry, write_directory
 from cryoweave.api import Instance
-from cryoweave.model import JobStatus, files
-from cryoweave.model.records import Connection, Event, JobRecord, ProjectRecord, WorkspaceRecord
 from cryoweave.spec.examples import particle_dataset
 from server_support import PASSWORD, login
 
 TARGETS = {"jobs": 1.0, "outputs": 0.200}
-
-
-def write_project(directory: Path, n_jobs: int, rng: random.Random) -> None:
-    """A project directory of ``n_jobs`` completed jobs with outputs and connections, written from records."""
-    specs = {t.name: t.spec for t in registry().types()}
-    now = dt.datetime.now(dt.UTC)
-    directory.mkdir(parents=True)
-    (directory / "project.json").write_bytes(files.dump_record(
-        "project", ProjectRecord(uid="P1", title="Bench server", created_at=now, updated_at=now)))
-    (directory / "workspaces.json").write_bytes(files.dump_workspaces(
-        [WorkspaceRecord(uid="W1", title="Main", created_at=now, updated_at=now)]))
-    previous = ""
-    for n in range(1, n_jobs + 1):
-        kind = "bench_import" if n % PIPELINE == 1 else "bench_refine"
-        uid = f"J{n}"
-        inputs = {}
-        if kind == "bench_refine":
-            inputs["particles"] = [Connection(job=previous, group="particles")]
-            if n % PIPELINE != 2:
-                inputs["volume"] = [Connection(job=previous, group="volume")]
-        times = {s: now for s in (JobStatus.BUILDING, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPLETED)}
-        record = JobRecord(uid=uid, type=kind, title=f"{kind} {n}", workspaces=["W1"], status=JobStatus.COMPLETED,
-                           params={}, inputs=inputs, status_times=times, created_at=now, updated_at=now,
-                           spec=specs[kind])
-        record.outputs = outputs_for(record, rng)
-        (directory / uid).mkdir()
-        (directory / uid / "job.json").write_bytes(files.dump_record("job", record))
-        (directory / uid / "events.jsonl").write_bytes(files.dump_events(
-            [Event(seq=1, time=now, text=f"created ({kind})"), Event(seq=2, time=now, text="completed")]))
-        previous = uid
 
 
 def alternate(runs: int, **functions: Callable[[], Any]) -> dict[str, list[float]]:
@@ -114,7 +81,8 @@ def bench(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         client = login(TestClient(create_app(inst, projects_dir=root / "projects")), "bench")
 
         print(f"writing and attaching a project of {args.jobs:,} jobs ...", flush=True)
-        write_project(root / "projects" / "bench-jobs", args.jobs, random.Random(args.seed))
+        write_directory(root / "projects" / "bench-jobs", args.jobs, random.Random(args.seed), completed=True,
+                        title="Bench server")
         start = time.perf_counter()
         project = inst.attach(root / "projects" / "bench-jobs")
         out["attach_s"] = time.perf_counter() - start

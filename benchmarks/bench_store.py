@@ -135,28 +135,40 @@ def build_with_store(inst: Instance, parent: Path, n_jobs: int, rng: random.Rand
     return project.detach()
 
 
-def write_directory(directory: Path, n_jobs: int, rng: random.Random) -> None:
-    """A project directory of ``n_jobs`` jobs, written straight from records (no database)."""
+def write_directory(directory: Path, n_jobs: int, rng: random.Random, *, completed: bool = False,
+                    title: str = "Bench list") -> None:
+    """A project directory of ``n_jobs`` jobs, written straight from records (no database).
+
+    ``completed``: every job completed with outputs (``outputs_for``), refinements also taking the
+    previous job's volume; otherwise building jobs with only their particle connections.
+    """
     reg = registry()
     specs = {t.name: t.spec for t in reg.types()}
     now = dt.datetime.now(dt.UTC)
     directory.mkdir(parents=True)
     (directory / "project.json").write_bytes(files.dump_record(
-        "project", ProjectRecord(uid="P1", title="Bench list", created_at=now, updated_at=now)))
+        "project", ProjectRecord(uid="P1", title=title, created_at=now, updated_at=now)))
     (directory / "workspaces.json").write_bytes(files.dump_workspaces(
         [WorkspaceRecord(uid="W1", title="Main", created_at=now, updated_at=now)]))
+    statuses = (JobStatus.BUILDING, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPLETED) if completed \
+        else (JobStatus.BUILDING,)
     previous = ""
     for n in range(1, n_jobs + 1):
         kind = "bench_import" if n % PIPELINE == 1 else "bench_refine"
         uid = f"J{n}"
         inputs = {} if kind == "bench_import" else {"particles": [Connection(job=previous, group="particles")]}
-        record = JobRecord(uid=uid, type=kind, title=f"{kind} {n}", workspaces=["W1"], status=JobStatus.BUILDING,
-                           params={}, inputs=inputs, status_times={JobStatus.BUILDING: now}, created_at=now,
+        if completed and kind == "bench_refine" and n % PIPELINE != 2:
+            inputs["volume"] = [Connection(job=previous, group="volume")]
+        record = JobRecord(uid=uid, type=kind, title=f"{kind} {n}", workspaces=["W1"], status=statuses[-1],
+                           params={}, inputs=inputs, status_times=dict.fromkeys(statuses, now), created_at=now,
                            updated_at=now, spec=specs[kind])
+        events = [Event(seq=1, time=now, text=f"created ({kind})")]
+        if completed:
+            record.outputs = outputs_for(record, rng)
+            events.append(Event(seq=2, time=now, text="completed"))
         (directory / uid).mkdir()
         (directory / uid / "job.json").write_bytes(files.dump_record("job", record))
-        (directory / uid / "events.jsonl").write_bytes(files.dump_events(
-            [Event(seq=1, time=now, text=f"created ({kind})")]))
+        (directory / uid / "events.jsonl").write_bytes(files.dump_events(events))
         previous = uid
 
 
