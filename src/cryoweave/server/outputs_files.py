@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cryoweave.errors import FormatError, NotFoundError, ParamError
+from cryoweave.errors import FormatError, NotFoundError, ParamError, UnsafePathError
 from cryoweave.formats import mrc
 from cryoweave.formats.png import png_bytes
+from cryoweave.manage import safety
 from cryoweave.spec.addresses import FINAL
 
 GAP_PX = 4
@@ -44,10 +45,11 @@ def finite_or_none(value: float) -> float | None:
 
 
 def _lexically_inside(relative: str) -> bool:
-    if not relative or "\x00" in relative or "\\" in relative:
+    try:
+        safety.check_name(relative, "path")
+    except UnsafePathError:
         return False
-    path = PurePosixPath(relative)
-    return not path.is_absolute() and ".." not in path.parts
+    return True
 
 
 def safe_file(project_dir: Path, folder: Path, relative: str, what: str) -> Path:
@@ -56,14 +58,10 @@ def safe_file(project_dir: Path, folder: Path, relative: str, what: str) -> Path
     missing = NotFoundError(f"{what} has no file {relative!r}; name a file inside it, e.g. fsc.txt")
     if not _lexically_inside(relative):
         raise missing
-    try:
-        real = (folder / relative).resolve(strict=True)
-        root = project_dir.resolve(strict=True)
-    except (OSError, RuntimeError):
-        raise missing from None
-    if not real.is_relative_to(root) or not real.is_file():
+    path = folder / relative
+    if not path.is_file() or not safety.inside(project_dir, path):
         raise missing
-    return real
+    return path.resolve()
 
 
 def project_file(project_dir: Path, stored: str, what: str) -> Path:

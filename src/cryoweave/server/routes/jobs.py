@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from cryoweave.errors import ParamError
+from cryoweave.manage import safety
 from cryoweave.server import views
 from cryoweave.server.deps import ProjectAccess, readable, writable
 
@@ -172,12 +173,8 @@ def events(job: str, after: int = Query(-1), access: ProjectAccess = Depends(rea
 
 
 def inside(path: Path, folder: Path) -> Path | None:
-    """``path`` with links resolved, when it is a regular file inside ``folder``; else None."""
-    try:
-        real = path.resolve(strict=True)
-    except (OSError, RuntimeError):
-        return None
-    return real if real.is_file() and real.is_relative_to(folder.resolve()) else None
+    """``path`` when it is a regular file inside ``folder`` with links followed; else None."""
+    return path if path.is_file() and safety.inside(folder, path) else None
 
 
 @router.get("/{job}/events/{seq}/image")
