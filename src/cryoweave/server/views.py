@@ -15,16 +15,12 @@ def _time(value) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def job_card(uid: str, doc: dict[str, Any]) -> dict[str, Any]:
-    """A job as cards, the tree and the table show it, from its record's JSON (no validation)."""
-    parents: set[str] = set()
-    for connections in doc.get("inputs", {}).values():
-        for c in connections:
-            parents.add(c["job"])
-            parents.update(o["job"] for o in c.get("overrides", {}).values())
+def job_card(uid: str, doc: dict[str, Any], parents: list[str]) -> dict[str, Any]:
+    """A job as cards, the tree and the table show it, from its record's JSON (no validation) and the
+    jobs it takes inputs from."""
     return {"uid": uid, "type": doc["type"], "title": doc.get("title", ""), "status": doc["status"],
             "tags": doc.get("tags", []), "workspaces": doc.get("workspaces", []),
-            "parents": sorted(parents, key=lambda j: int(j[1:])),
+            "parents": parents,
             "final": doc.get("final", False), "created_at": doc["created_at"], "updated_at": doc["updated_at"],
             "category": doc.get("spec", {}).get("category", ""),
             "outputs": [{"name": g["name"], "type": g["type"], "num_items": g.get("num_items", 0),

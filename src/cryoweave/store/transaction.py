@@ -176,6 +176,16 @@ class ProjectTx:
                                  .order_by(jobs.c.number)).all()
         return {f"J{r.number}": json.loads(r.record) for r in rows}
 
+    def parents(self) -> dict[str, list[str]]:
+        """The jobs each job takes inputs from (see :func:`input_parents`), by uid, for the whole project."""
+        rows = self.conn.execute(select(job_parents.c.child, job_parents.c.parent)
+                                 .where(job_parents.c.project_id == self.row.id)
+                                 .order_by(job_parents.c.child, job_parents.c.parent)).all()
+        found: dict[str, list[str]] = {}
+        for child, parent in rows:
+            found.setdefault(f"J{child}", []).append(f"J{parent}")
+        return found
+
     def ancestors(self, record: JobRecord) -> set[str]:
         """Every job a job depends on through its inputs, directly or not (one recursive query)."""
         direct = input_parents(record)

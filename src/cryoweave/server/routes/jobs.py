@@ -60,8 +60,8 @@ def list_jobs(access: ProjectAccess = Depends(readable), workspace: str | None =
     if sort not in SORTS:
         raise ParamError(f"sort={sort!r}: sort by one of {', '.join(SORTS)}")
     with access.project._store.project(access.project.uid, write=False) as tx:
-        docs = tx.documents()
-    cards = [views.job_card(uid, doc) for uid, doc in docs.items()]
+        docs, parents = tx.documents(), tx.parents()
+    cards = [views.job_card(uid, doc, parents.get(uid, [])) for uid, doc in docs.items()]
     if workspace:
         cards = [c for c in cards if workspace in c["workspaces"]]
     if type:
